@@ -1,0 +1,81 @@
+//! Elementwise ops of one tensor. The derivative of each lives beside its forward in the
+//! backend (`unary_grad`), so the rule here is the same one line for all of them.
+
+use super::infallible;
+use crate::Tensor;
+use plies_core::{Result, UnaryOp};
+
+impl Tensor {
+    /// Any unary op; its gradient is `grad * op'(x)`.
+    pub fn try_unary(&self, op: UnaryOp) -> Result<Tensor> {
+        let x = self.value();
+        let y = x.unary(op)?;
+        Ok(Tensor::record(op.name(), y, &[self], move |g, _| Ok(vec![Some(x.unary_grad(op, g)?)])))
+    }
+
+    pub fn try_exp(&self) -> Result<Tensor> {
+        // d exp(x) = exp(x): reuse the output instead of recomputing it.
+        let y = self.value().exp()?;
+        let saved = y.clone();
+        Ok(Tensor::record("exp", y, &[self], move |g, _| Ok(vec![Some(g.mul(&saved)?)])))
+    }
+
+    pub fn try_affine(&self, mul: f64, add: f64) -> Result<Tensor> {
+        self.try_unary(UnaryOp::Affine { mul, add })
+    }
+
+    /// Clamp into `[min, max]`; the gradient is 1 strictly inside, 0 outside.
+    pub fn try_clamp(&self, min: f64, max: f64) -> Result<Tensor> {
+        self.try_unary(UnaryOp::MaxScalar(min))?.try_unary(UnaryOp::MinScalar(max))
+    }
+}
+
+macro_rules! unary_ops {
+    ($($name:ident, $try:ident => $op:expr;)*) => {
+        impl Tensor {
+            $(pub fn $try(&self) -> Result<Tensor> { self.try_unary($op) })*
+        }
+        infallible! { $($name => $try();)* }
+    };
+}
+
+unary_ops! {
+    neg, try_neg => UnaryOp::Neg;
+    abs, try_abs => UnaryOp::Abs;
+    sign, try_sign => UnaryOp::Sign;
+    log, try_log => UnaryOp::Log;
+    sqrt, try_sqrt => UnaryOp::Sqrt;
+    rsqrt, try_rsqrt => UnaryOp::Rsqrt;
+    recip, try_recip => UnaryOp::Recip;
+    sqr, try_sqr => UnaryOp::Sqr;
+    sin, try_sin => UnaryOp::Sin;
+    cos, try_cos => UnaryOp::Cos;
+    tanh, try_tanh => UnaryOp::Tanh;
+    sigmoid, try_sigmoid => UnaryOp::Sigmoid;
+    relu, try_relu => UnaryOp::Relu;
+    gelu, try_gelu => UnaryOp::GeluTanh;
+    gelu_erf, try_gelu_erf => UnaryOp::GeluErf;
+    silu, try_silu => UnaryOp::Silu;
+}
+
+impl Tensor {
+    pub fn try_powf(&self, e: f64) -> Result<Tensor> {
+        self.try_unary(UnaryOp::Powf(e))
+    }
+    pub fn try_add_scalar(&self, v: f64) -> Result<Tensor> {
+        self.try_affine(1.0, v)
+    }
+    pub fn try_mul_scalar(&self, v: f64) -> Result<Tensor> {
+        self.try_affine(v, 0.0)
+    }
+}
+
+infallible! {
+    unary => try_unary(op: UnaryOp);
+    exp => try_exp();
+    affine => try_affine(mul: f64, add: f64);
+    clamp => try_clamp(min: f64, max: f64);
+    powf => try_powf(e: f64);
+    add_scalar => try_add_scalar(v: f64);
+    mul_scalar => try_mul_scalar(v: f64);
+}

@@ -1,0 +1,188 @@
+//! The loop engine of the CPU kernels: walk one to three strided views of the same shape
+//! in row-major order, in parallel chunks, calling a kernel on runs ("segments") where
+//! every operand has a single inner stride. Kernels specialise on inner strides of 0 and
+//! 1 so the common cases (dense, broadcast scalar, broadcast row) vectorise.
+
+use crate::layout::Coalesced;
+use crate::Layout;
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// Work below this many elements runs on the calling thread.
+pub(crate) const PAR_GRAIN: usize = 1 << 15;
+
+/// A vector of `n` uninitialised elements, filled by `fill(chunk_start, chunk)` over
+/// parallel chunks. `fill` must write every element of its chunk.
+pub(crate) fn build_vec<U: Send + Copy>(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync) -> Vec<U> {
+    let mut out: Vec<U> = Vec::with_capacity(n);
+    let spare = &mut out.spare_capacity_mut()[..n];
+    if n <= PAR_GRAIN {
+        fill(0, spare);
+    } else {
+        spare.par_chunks_mut(PAR_GRAIN).enumerate().for_each(|(i, c)| fill(i * PAR_GRAIN, c));
+    }
+    // SAFETY: every chunk of the first n elements was written by `fill`.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// Call `f(out_pos, len, starts)` for each segment of output positions `s..e`, where
+/// `starts[k]` is operand k's storage offset of the segment's first element.
+pub(crate) fn for_each_segment(c: &Coalesced, s: usize, e: usize, mut f: impl FnMut(usize, usize, &[usize])) {
+    if s >= e {
+        return;
+    }
+    let row = c.row_len();
+    let first_row = s / row;
+    let last_row = (e - 1) / row;
+    let nops = c.offsets.len();
+    let mut iters: Vec<_> = (0..nops).map(|k| c.row_starts(k, first_row, last_row - first_row + 1)).collect();
+    let inner: Vec<usize> = (0..nops).map(|k| c.inner_stride(k)).collect();
+    let mut starts = vec![0; nops];
+    let mut pos = s;
+    let mut col = s % row;
+    while pos < e {
+        let len = (row - col).min(e - pos);
+        for k in 0..nops {
+            starts[k] = iters[k].next().unwrap() + col * inner[k];
+        }
+        f(pos, len, &starts);
+        pos += len;
+        col = 0;
+    }
+}
+
+/// `out[i] = f(x[i])` over a strided view.
+pub(crate) fn map1<T, U, F>(x: &[T], l: &Layout, f: F) -> Vec<U>
+where
+    T: Copy + Sync,
+    U: Copy + Send,
+    F: Fn(T) -> U + Sync,
+{
+    let n = l.elem_count();
+    if l.is_contiguous() {
+        let x = &x[l.offset()..l.offset() + n];
+        return build_vec(n, |s, out| {
+            let len = out.len();
+            for (o, &v) in out.iter_mut().zip(&x[s..s + len]) {
+                o.write(f(v));
+            }
+        });
+    }
+    let c = Coalesced::new(&[l]);
+    let sx = c.inner_stride(0);
+    build_vec(n, |s, out| {
+        for_each_segment(&c, s, s + out.len(), |pos, len, st| {
+            let o = &mut out[pos - s..pos - s + len];
+            if sx == 0 {
+                let v = f(x[st[0]]);
+                o.iter_mut().for_each(|o| {
+                    o.write(v);
+                });
+            } else {
+                for (i, o) in o.iter_mut().enumerate() {
+                    o.write(f(x[st[0] + i * sx]));
+                }
+            }
+        })
+    })
+}
+
+/// `out[i] = f(a[i], b[i])` over two strided views of the same shape.
+pub(crate) fn map2<A, B, U, F>(a: &[A], la: &Layout, b: &[B], lb: &Layout, f: F) -> Vec<U>
+where
+    A: Copy + Sync,
+    B: Copy + Sync,
+    U: Copy + Send,
+    F: Fn(A, B) -> U + Sync,
+{
+    let n = la.elem_count();
+    let c = Coalesced::new(&[la, lb]);
+    let (sa, sb) = (c.inner_stride(0), c.inner_stride(1));
+    build_vec(n, |s, out| {
+        for_each_segment(&c, s, s + out.len(), |pos, len, st| {
+            let o = &mut out[pos - s..pos - s + len];
+            match (sa, sb) {
+                (1, 1) => {
+                    let (a, b) = (&a[st[0]..st[0] + len], &b[st[1]..st[1] + len]);
+                    for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                        o.write(f(x, y));
+                    }
+                }
+                (1, 0) => {
+                    let (a, y) = (&a[st[0]..st[0] + len], b[st[1]]);
+                    for (o, &x) in o.iter_mut().zip(a) {
+                        o.write(f(x, y));
+                    }
+                }
+                (0, 1) => {
+                    let (x, b) = (a[st[0]], &b[st[1]..st[1] + len]);
+                    for (o, &y) in o.iter_mut().zip(b) {
+                        o.write(f(x, y));
+                    }
+                }
+                _ => {
+                    for (i, o) in o.iter_mut().enumerate() {
+                        o.write(f(a[st[0] + i * sa], b[st[1] + i * sb]));
+                    }
+                }
+            }
+        })
+    })
+}
+
+/// `out[i] = f(a[i], b[i], c[i])` over three strided views of the same shape.
+pub(crate) fn map3<A, B, C, U, F>(a: &[A], la: &Layout, b: &[B], lb: &Layout, c3: &[C], lc: &Layout, f: F) -> Vec<U>
+where
+    A: Copy + Sync,
+    B: Copy + Sync,
+    C: Copy + Sync,
+    U: Copy + Send,
+    F: Fn(A, B, C) -> U + Sync,
+{
+    let n = la.elem_count();
+    let c = Coalesced::new(&[la, lb, lc]);
+    let (sa, sb, sc) = (c.inner_stride(0), c.inner_stride(1), c.inner_stride(2));
+    build_vec(n, |s, out| {
+        for_each_segment(&c, s, s + out.len(), |pos, len, st| {
+            let o = &mut out[pos - s..pos - s + len];
+            for (i, o) in o.iter_mut().enumerate() {
+                o.write(f(a[st[0] + i * sa], b[st[1] + i * sb], c3[st[2] + i * sc]));
+            }
+        })
+    })
+}
+
+/// A contiguous copy of a view (borrowed when it already is one).
+pub(crate) fn contiguous<'a, T: Copy + Send + Sync>(x: &'a [T], l: &Layout) -> std::borrow::Cow<'a, [T]> {
+    if l.is_contiguous() {
+        std::borrow::Cow::Borrowed(&x[l.offset()..l.offset() + l.elem_count()])
+    } else {
+        std::borrow::Cow::Owned(map1(x, l, |v| v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Shape;
+
+    #[test]
+    fn map2_broadcasts_and_views() {
+        let a: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        let la = Layout::contiguous([2, 3]).transpose(0, 1).unwrap(); // [3, 2]
+        let b = [10.0f32, 20.0];
+        let lb = Layout::contiguous([2]).broadcast_to(&Shape::from([3, 2])).unwrap();
+        let out = map2(&a, &la, &b, &lb, |x, y| x + y);
+        assert_eq!(out, vec![10.0, 23.0, 11.0, 24.0, 12.0, 25.0]);
+    }
+
+    #[test]
+    fn map1_parallel_chunks_cover_everything() {
+        let n = PAR_GRAIN * 3 + 17;
+        let x: Vec<f64> = (0..2 * n).map(|v| v as f64).collect();
+        let l = Layout::contiguous([n, 2]).narrow(1, 1, 1).unwrap();
+        let out = map1(&x, &l, |v| v);
+        assert!(out.iter().enumerate().all(|(i, &v)| v == (2 * i + 1) as f64));
+    }
+}
