@@ -49,10 +49,19 @@ impl GradCheck {
             .map(|a| if a.dtype().is_float() { Tensor::param(a.clone()) } else { Tensor::new(a.clone()) })
             .collect();
         let y = f(&params)?;
-        let w = Array::random(y.shape(), Distribution::Normal { mean: 0.0, std: 1.0 }, Rng::new(self.seed).next_key(), DType::F64, Device::Cpu)?;
+        let w = Array::random(
+            y.shape(),
+            Distribution::Normal { mean: 0.0, std: 1.0 },
+            Rng::new(self.seed).next_key(),
+            DType::F64,
+            Device::Cpu,
+        )?;
         let wt = Tensor::new(w.clone());
         if !y.requires_grad() {
-            return Err(Error::NoGradient { op: "gradcheck", msg: "the output does not depend on any float input".into() });
+            return Err(Error::NoGradient {
+                op: "gradcheck",
+                msg: "the output does not depend on any float input".into(),
+            });
         }
         y.try_mul(&wt)?.try_sum_all()?.backward()?;
 
@@ -88,7 +97,8 @@ impl GradCheck {
                 let allowed = self.atol + self.rtol * numeric.abs().max(analytic[j].abs());
                 worst = worst.max(err / allowed);
                 if err > allowed || !analytic[j].is_finite() {
-                    failures.push(format!("  input {i} element {j}: analytic {:.9e} numeric {:.9e}", analytic[j], numeric));
+                    failures
+                        .push(format!("  input {i} element {j}: analytic {:.9e} numeric {:.9e}", analytic[j], numeric));
                 }
             }
         }

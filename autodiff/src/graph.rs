@@ -121,10 +121,13 @@ impl Tensor {
                 let (true, Some(ig)) = (need, ig) else { continue };
                 let ig = sum_to_shape(ig, &input.shape(), node.name)?;
                 let slot = grads.remove(&input.id());
-                grads.insert(input.id(), match slot {
-                    Some(prev) => prev.add(&ig)?,
-                    None => ig,
-                });
+                grads.insert(
+                    input.id(),
+                    match slot {
+                        Some(prev) => prev.add(&ig)?,
+                        None => ig,
+                    },
+                );
             }
         }
         Ok(())

@@ -14,6 +14,6 @@ pub use ops::Reduction;
 pub use tensor::Tensor;
 
 pub use plies_core::{
-    rng, AllAxes, Array, Axes, Axis, BinaryOp, CrossEntropyOpts, DType, Device, Distribution, Error, NormKind, ReduceOp,
-    Result, Shape, UnaryOp,
+    rng, AllAxes, Array, Axes, Axis, BinaryOp, CrossEntropyOpts, DType, Device, Distribution, Error, NormKind,
+    ReduceOp, Result, Shape, UnaryOp,
 };

@@ -1,6 +1,6 @@
 //! Graph bookkeeping: what gets recorded, what gets a gradient, what gets freed.
 
-use plies_autodiff::{no_grad, rng::Rng, Array, DType, Device, Tensor};
+use plies_autodiff::{no_grad, rng::Rng, DType, Device, Tensor};
 
 fn param(shape: &[usize], seed: u64) -> Tensor {
     let mut rng = Rng::new(seed);

@@ -25,8 +25,11 @@ fn saved_tensors_are_freed_by_backward() {
     let after = plies_core::cpu::live_bytes();
     // What remains: w's gradient, and the loss value itself.
     let grad_bytes = 64 * 64 * 8;
-    assert!(after <= before + grad_bytes + 64, "backward left {} bytes alive", after as i64 - before as i64 - grad_bytes as i64);
+    assert!(
+        after <= before + grad_bytes + 64,
+        "backward left {} bytes alive",
+        after as i64 - before as i64 - grad_bytes as i64
+    );
     // A second backward through the freed graph is an error, not a silent wrong answer.
     assert!(loss.backward().is_err());
 }
-

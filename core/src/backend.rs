@@ -10,8 +10,8 @@
 //! the shapes agree.
 
 use crate::cpu::CpuStorage;
-use crate::{DType, Device, Distribution, Layout, NormKind, Result};
 use crate::{BinaryOp, ReduceOp, UnaryOp};
+use crate::{DType, Device, Distribution, Layout, NormKind, Result};
 use std::any::Any;
 use std::fmt::Debug;
 use std::sync::{Arc, OnceLock};
@@ -186,7 +186,14 @@ pub trait Backend: Send + Sync + Debug {
 
     // === Optimizer ===
     /// One AdamW update; returns (param, m, v). All four inputs are contiguous and same-shaped.
-    fn adamw(&self, param: View, grad: View, m: View, v: View, hp: AdamWStep) -> Result<(StorageBox, StorageBox, StorageBox)>;
+    fn adamw(
+        &self,
+        param: View,
+        grad: View,
+        m: View,
+        v: View,
+        hp: AdamWStep,
+    ) -> Result<(StorageBox, StorageBox, StorageBox)>;
 }
 
 /// Constructor for GPU backends, installed by the crate that provides them.

@@ -23,12 +23,11 @@ impl Device {
             "cpu" => Ok(Device::Cpu),
             "gpu" | "cuda" | "wgpu" => Ok(Device::Gpu(0)),
             _ => match s.strip_prefix("gpu:") {
-                Some(n) => n.parse().map(Device::Gpu).map_err(|_| {
-                    crate::Error::msg(format!("bad device `{s}`: expected cpu, gpu or gpu:N"))
-                }),
-                None => Err(crate::Error::msg(format!(
-                    "bad device `{s}`: expected cpu, gpu or gpu:N"
-                ))),
+                Some(n) => n
+                    .parse()
+                    .map(Device::Gpu)
+                    .map_err(|_| crate::Error::msg(format!("bad device `{s}`: expected cpu, gpu or gpu:N"))),
+                None => Err(crate::Error::msg(format!("bad device `{s}`: expected cpu, gpu or gpu:N"))),
             },
         }
     }

@@ -40,9 +40,7 @@ impl fmt::Display for DType {
 }
 
 /// A Rust scalar type that a tensor can hold.
-pub trait Element:
-    Copy + Send + Sync + PartialOrd + fmt::Debug + bytemuck::Pod + Default + 'static
-{
+pub trait Element: Copy + Send + Sync + PartialOrd + fmt::Debug + bytemuck::Pod + Default + 'static {
     const DTYPE: DType;
     fn as_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;

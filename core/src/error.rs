@@ -8,36 +8,92 @@ use std::fmt;
 pub enum Error {
     // === Shape errors ===
     /// Two operands whose shapes cannot be combined.
-    ShapeMismatch { op: &'static str, lhs: Shape, rhs: Shape },
+    ShapeMismatch {
+        op: &'static str,
+        lhs: Shape,
+        rhs: Shape,
+    },
     /// Shapes that do not broadcast under numpy rules.
-    Broadcast { op: &'static str, lhs: Shape, rhs: Shape },
+    Broadcast {
+        op: &'static str,
+        lhs: Shape,
+        rhs: Shape,
+    },
     /// An axis outside `-rank..rank`.
-    AxisOutOfRange { op: &'static str, axis: i64, rank: usize },
+    AxisOutOfRange {
+        op: &'static str,
+        axis: i64,
+        rank: usize,
+    },
     /// An index outside `0..size` (or a slice past the end).
-    IndexOutOfRange { op: &'static str, index: i64, size: usize },
+    IndexOutOfRange {
+        op: &'static str,
+        index: i64,
+        size: usize,
+    },
     /// A reshape whose element counts differ.
-    ElementCount { op: &'static str, from: Shape, to: Shape },
+    ElementCount {
+        op: &'static str,
+        from: Shape,
+        to: Shape,
+    },
     /// Anything else wrong with the arguments of an op.
-    Invalid { op: &'static str, msg: String },
+    Invalid {
+        op: &'static str,
+        msg: String,
+    },
 
     // === Type and device errors ===
-    DTypeMismatch { op: &'static str, lhs: DType, rhs: DType },
-    UnsupportedDType { op: &'static str, dtype: DType, device: Device },
-    DeviceMismatch { op: &'static str, lhs: Device, rhs: Device },
+    DTypeMismatch {
+        op: &'static str,
+        lhs: DType,
+        rhs: DType,
+    },
+    UnsupportedDType {
+        op: &'static str,
+        dtype: DType,
+        device: Device,
+    },
+    DeviceMismatch {
+        op: &'static str,
+        lhs: Device,
+        rhs: Device,
+    },
     /// No backend is registered or available for a device.
-    NoDevice { device: Device, msg: String },
+    NoDevice {
+        device: Device,
+        msg: String,
+    },
     /// An allocation past what the device allows.
-    TooLarge { op: &'static str, bytes: u64, limit: u64, what: &'static str },
+    TooLarge {
+        op: &'static str,
+        bytes: u64,
+        limit: u64,
+        what: &'static str,
+    },
     /// An error reported by a device backend (lost device, out of memory, ...).
-    Backend { device: Device, msg: String },
+    Backend {
+        device: Device,
+        msg: String,
+    },
 
     // === Autodiff ===
-    NoGradient { op: &'static str, msg: String },
+    NoGradient {
+        op: &'static str,
+        msg: String,
+    },
 
     // === Files ===
-    Io { path: String, msg: String },
+    Io {
+        path: String,
+        msg: String,
+    },
     /// A malformed file: which file, and where in it.
-    Format { path: String, at: String, msg: String },
+    Format {
+        path: String,
+        at: String,
+        msg: String,
+    },
 
     Msg(String),
 }
@@ -88,10 +144,9 @@ impl fmt::Display for Error {
                 write!(f, "device mismatch in {op}: lhs on {lhs}, rhs on {rhs}")
             }
             Error::NoDevice { device, msg } => write!(f, "device {device} is not available: {msg}"),
-            Error::TooLarge { op, bytes, limit, what } => write!(
-                f,
-                "{op} needs a buffer of {bytes} bytes, over the device's {what} of {limit} bytes"
-            ),
+            Error::TooLarge { op, bytes, limit, what } => {
+                write!(f, "{op} needs a buffer of {bytes} bytes, over the device's {what} of {limit} bytes")
+            }
             Error::Backend { device, msg } => write!(f, "{device}: {msg}"),
             Error::NoGradient { op, msg } => write!(f, "{op}: {msg}"),
             Error::Io { path, msg } => write!(f, "{path}: {msg}"),

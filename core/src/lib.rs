@@ -13,8 +13,8 @@ mod op;
 pub mod rng;
 pub mod shape;
 
-pub use array::Array;
 pub use array::fused::NormResult;
+pub use array::Array;
 pub use backend::{backend, AdamWStep, Backend, CrossEntropyOpts, MemoryStats, Storage, View};
 pub use device::Device;
 pub use dtype::{DType, Element, FloatElement};

@@ -25,7 +25,10 @@ pub enum UnaryOp {
     GeluErf,
     Silu,
     /// `x * mul + add`.
-    Affine { mul: f64, add: f64 },
+    Affine {
+        mul: f64,
+        add: f64,
+    },
     /// `x ^ e` for a scalar exponent.
     Powf(f64),
     /// `max(x, v)` with gradient 1 where x > v (clamp from below).
@@ -138,8 +141,16 @@ pub enum NormKind {
 /// Random distributions the backends can fill a buffer from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Distribution {
-    Uniform { lo: f64, hi: f64 },
-    Normal { mean: f64, std: f64 },
+    Uniform {
+        lo: f64,
+        hi: f64,
+    },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
     /// 1 with probability `p`, else 0.
-    Bernoulli { p: f64 },
+    Bernoulli {
+        p: f64,
+    },
 }

@@ -91,7 +91,7 @@ impl Shape {
         }
         let mut dims: Vec<usize> = target.iter().map(|&d| d.max(0) as usize).collect();
         if let Some(i) = free {
-            if known == 0 || n % known != 0 {
+            if known == 0 || !n.is_multiple_of(known) {
                 return Err(Error::invalid(
                     op,
                     format!("cannot infer -1 reshaping {self} ({n} elements) to {target:?}"),

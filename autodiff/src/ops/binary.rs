@@ -22,10 +22,7 @@ impl Tensor {
         let (a, b) = (self.value(), rhs.value());
         let y = a.mul(&b)?;
         Ok(Tensor::record("mul", y, &[self, rhs], move |g, need| {
-            Ok(vec![
-                if need[0] { Some(g.mul(&b)?) } else { None },
-                if need[1] { Some(g.mul(&a)?) } else { None },
-            ])
+            Ok(vec![if need[0] { Some(g.mul(&b)?) } else { None }, if need[1] { Some(g.mul(&a)?) } else { None }])
         }))
     }
 

@@ -56,7 +56,13 @@ impl Tensor {
     }
 
     /// A draw from `dist` using the next key of `rng`.
-    pub fn try_random(shape: impl Into<Shape>, dist: Distribution, rng: &mut Rng, dtype: DType, device: Device) -> Result<Tensor> {
+    pub fn try_random(
+        shape: impl Into<Shape>,
+        dist: Distribution,
+        rng: &mut Rng,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
         Ok(Tensor::new(Array::random(shape, dist, rng.next_key(), dtype, device)?))
     }
 
@@ -87,7 +93,13 @@ impl Tensor {
         if p == 0.0 {
             return Ok(self.clone());
         }
-        let keep = Array::random(self.shape(), Distribution::Bernoulli { p: 1.0 - p }, rng.next_key(), self.dtype(), self.device())?;
+        let keep = Array::random(
+            self.shape(),
+            Distribution::Bernoulli { p: 1.0 - p },
+            rng.next_key(),
+            self.dtype(),
+            self.device(),
+        )?;
         self.try_mul(&Tensor::new(keep.mul_scalar(1.0 / (1.0 - p))?))
     }
 

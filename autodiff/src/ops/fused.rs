@@ -69,7 +69,12 @@ impl Tensor {
 
     /// Cross-entropy of logits `[.., C]` against i32 class targets `[..]`, with PyTorch's
     /// `ignore_index` and `label_smoothing`.
-    pub fn try_cross_entropy_with(&self, targets: &Tensor, opts: CrossEntropyOpts, reduction: Reduction) -> Result<Tensor> {
+    pub fn try_cross_entropy_with(
+        &self,
+        targets: &Tensor,
+        opts: CrossEntropyOpts,
+        reduction: Reduction,
+    ) -> Result<Tensor> {
         let (x, t) = (self.value(), targets.value());
         if x.rank() < 1 || t.rank() + 1 != x.rank() || t.dims() != &x.dims()[..x.rank() - 1] {
             return Err(Error::ShapeMismatch { op: "cross_entropy", lhs: x.shape().clone(), rhs: t.shape().clone() });

@@ -78,7 +78,13 @@ impl Array {
 
     /// A draw from `dist` with the counter-based generator keyed by `key`
     /// (see [`crate::rng::Rng::next_key`]).
-    pub fn random(shape: impl Into<Shape>, dist: Distribution, key: u64, dtype: DType, device: Device) -> Result<Array> {
+    pub fn random(
+        shape: impl Into<Shape>,
+        dist: Distribution,
+        key: u64,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Array> {
         let shape = shape.into();
         let s = backend(device)?.random(shape.elem_count(), dtype, dist, key)?;
         Ok(Array::from_storage(s, shape))

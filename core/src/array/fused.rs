@@ -42,7 +42,8 @@ impl Array {
         self.check_same_shape("softmax_grad", grad)?;
         let a = self.shape().axis(axis, "softmax_grad")?;
         let last = self.rank() - 1;
-        let (y, g) = if a == last { (self.clone(), grad.clone()) } else { (self.transpose(a, last)?, grad.transpose(a, last)?) };
+        let (y, g) =
+            if a == last { (self.clone(), grad.clone()) } else { (self.transpose(a, last)?, grad.transpose(a, last)?) };
         let s = y.backend().softmax_grad(y.view(), g.view(), log)?;
         let out = Array::from_storage(s, y.shape().clone());
         if a == last {
@@ -118,7 +119,11 @@ impl Array {
         self.same_device("cross_entropy", targets)?;
         targets.require_index("cross_entropy")?;
         if self.rank() != 2 || targets.dims() != [self.dims()[0]] {
-            return Err(Error::ShapeMismatch { op: "cross_entropy", lhs: self.shape().clone(), rhs: targets.shape().clone() });
+            return Err(Error::ShapeMismatch {
+                op: "cross_entropy",
+                lhs: self.shape().clone(),
+                rhs: targets.shape().clone(),
+            });
         }
         Ok(())
     }
@@ -133,7 +138,13 @@ impl Array {
     }
 
     /// Gradient of the per-row losses with respect to the logits, weighted by `grad` `[n]`.
-    pub fn cross_entropy_grad(&self, targets: &Array, lse: &Array, grad: &Array, opts: CrossEntropyOpts) -> Result<Array> {
+    pub fn cross_entropy_grad(
+        &self,
+        targets: &Array,
+        lse: &Array,
+        grad: &Array,
+        opts: CrossEntropyOpts,
+    ) -> Result<Array> {
         self.check_ce(targets)?;
         let s = self.backend().cross_entropy_grad(self.view(), targets.view(), lse.view(), grad.view(), opts)?;
         Ok(Array::from_storage(s, self.shape().clone()))

@@ -83,7 +83,11 @@ impl Array {
         cond.same_device("where", on_false)?;
         on_true.same_dtype("where", on_false)?;
         let shape = cond.shape().broadcast(on_true.shape(), "where")?.broadcast(on_false.shape(), "where")?;
-        let (c, t, f) = (cond.broadcast_to(shape.clone())?, on_true.broadcast_to(shape.clone())?, on_false.broadcast_to(shape.clone())?);
+        let (c, t, f) = (
+            cond.broadcast_to(shape.clone())?,
+            on_true.broadcast_to(shape.clone())?,
+            on_false.broadcast_to(shape.clone())?,
+        );
         let s = cond.backend().where_cond(c.view(), t.view(), f.view())?;
         Ok(Array::from_storage(s, shape))
     }
@@ -163,7 +167,9 @@ impl Array {
         if k != k2 {
             return Err(err());
         }
-        let batch = Shape::from(&a.dims()[..ra - 2]).broadcast(&Shape::from(&b.dims()[..rb - 2]), "matmul").map_err(|_| err())?;
+        let batch = Shape::from(&a.dims()[..ra - 2])
+            .broadcast(&Shape::from(&b.dims()[..rb - 2]), "matmul")
+            .map_err(|_| err())?;
         let mut da = batch.dims().to_vec();
         da.extend([m, k]);
         let mut db = batch.dims().to_vec();

@@ -80,7 +80,7 @@ pub(crate) fn norm<T: FloatElement>(
     b: Option<&[T]>,
     eps: f64,
 ) -> (Vec<T>, Option<Vec<T>>, Vec<T>) {
-    let rows = if cols == 0 { 0 } else { x.len() / cols };
+    let rows = x.len().checked_div(cols).unwrap_or(0);
     let n = T::from_usize(cols);
     let eps = T::from_f64(eps);
     let stats: Vec<(T, T)> = build_vec(rows, |s, out| {

@@ -117,7 +117,7 @@ mod tests {
         let e = index_select(&x, &l, 0, &[3]).unwrap_err();
         assert_eq!(e.to_string(), "index 3 out of range in index_select for a dimension of size 3");
         let src = vec![1.0f32; 4];
-        let out = index_add(&vec![0.0; 6], &l, 0, &[1, 1], &src, &Layout::contiguous([2, 2])).unwrap();
+        let out = index_add(&[0.0; 6], &l, 0, &[1, 1], &src, &Layout::contiguous([2, 2])).unwrap();
         assert_eq!(out, vec![0., 0., 2., 2., 0., 0.]);
     }
 
@@ -127,7 +127,7 @@ mod tests {
         let l = Layout::contiguous([2, 3]);
         let idx = [2, 0, 1, 1];
         assert_eq!(gather(&x, &l, 1, &idx, &[2, 2]).unwrap(), vec![2., 0., 4., 4.]);
-        let out = scatter_add(&vec![0.0; 6], &l, 1, &idx, &[2, 2], &[1., 1., 1., 1.], &Layout::contiguous([2, 2])).unwrap();
+        let out = scatter_add(&[0.0; 6], &l, 1, &idx, &[2, 2], &[1., 1., 1., 1.], &Layout::contiguous([2, 2])).unwrap();
         assert_eq!(out, vec![1., 0., 1., 0., 2., 0.]);
     }
 }

@@ -9,7 +9,10 @@ mod reduce;
 pub(crate) mod strided;
 
 use crate::backend::{AdamWStep, CrossEntropyOpts, MemoryStats, NormGrads, NormOut, Storage, StorageBox, View};
-use crate::{rng, Backend, FloatElement, BinaryOp, DType, Device, Distribution, Element, Error, Layout, NormKind, ReduceOp, Result, UnaryOp};
+use crate::{
+    rng, Backend, BinaryOp, DType, Device, Distribution, Element, Error, FloatElement, Layout, NormKind, ReduceOp,
+    Result, UnaryOp,
+};
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -214,7 +217,12 @@ impl Backend for CpuBackend {
 
     fn random(&self, len: usize, dtype: DType, dist: Distribution, key: u64) -> Result<StorageBox> {
         if len > u32::MAX as usize / 2 {
-            return Err(Error::TooLarge { op: "random", bytes: len as u64, limit: u32::MAX as u64 / 2, what: "element count of one draw" });
+            return Err(Error::TooLarge {
+                op: "random",
+                bytes: len as u64,
+                limit: u32::MAX as u64 / 2,
+                what: "element count of one draw",
+            });
         }
         let sample = move |i: usize| -> f64 {
             let i = i as u32;
@@ -229,12 +237,16 @@ impl Backend for CpuBackend {
             }
         };
         Ok(boxed(match dtype {
-            DType::F32 => CpuData::F32(build_vec(len, |s, o| o.iter_mut().enumerate().for_each(|(i, o)| {
-                o.write(sample(s + i) as f32);
-            }))),
-            DType::F64 => CpuData::F64(build_vec(len, |s, o| o.iter_mut().enumerate().for_each(|(i, o)| {
-                o.write(sample(s + i));
-            }))),
+            DType::F32 => CpuData::F32(build_vec(len, |s, o| {
+                o.iter_mut().enumerate().for_each(|(i, o)| {
+                    o.write(sample(s + i) as f32);
+                })
+            })),
+            DType::F64 => CpuData::F64(build_vec(len, |s, o| {
+                o.iter_mut().enumerate().for_each(|(i, o)| {
+                    o.write(sample(s + i));
+                })
+            })),
             DType::I32 => return Err(unsupported("random", dtype)),
         }))
     }
@@ -288,7 +300,11 @@ impl Backend for CpuBackend {
     fn unary(&self, op: UnaryOp, x: View) -> Result<StorageBox> {
         if let (CpuData::I32(v), UnaryOp::Neg | UnaryOp::Abs) = (cpu(x), op) {
             let neg = op == UnaryOp::Neg;
-            return Ok(boxed(CpuData::I32(map1(v, x.layout, |a: i32| if neg { a.wrapping_neg() } else { a.wrapping_abs() }))));
+            return Ok(boxed(CpuData::I32(map1(
+                v,
+                x.layout,
+                |a: i32| if neg { a.wrapping_neg() } else { a.wrapping_abs() },
+            ))));
         }
         Ok(boxed(float!(op.name(), cpu(x), |v| map1(v, x.layout, |a| elementwise::unary_f(op, a)))))
     }
@@ -408,7 +424,8 @@ impl Backend for CpuBackend {
             g: View,
         ) -> Result<NormGrads> {
             let get = |v: View| -> Result<Vec<T>> {
-                let s = T::slice(cpu(v)).ok_or(Error::DTypeMismatch { op: "norm_grad", lhs: T::DTYPE, rhs: v.dtype() })?;
+                let s =
+                    T::slice(cpu(v)).ok_or(Error::DTypeMismatch { op: "norm_grad", lhs: T::DTYPE, rhs: v.dtype() })?;
                 Ok(contiguous(s, v.layout).into_owned())
             };
             let (xs, gs, rs) = (get(x)?, get(g)?, get(rstd)?);
@@ -445,7 +462,14 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn cross_entropy_grad(&self, logits: View, targets: View, lse: View, grad: View, opts: CrossEntropyOpts) -> Result<StorageBox> {
+    fn cross_entropy_grad(
+        &self,
+        logits: View,
+        targets: View,
+        lse: View,
+        grad: View,
+        opts: CrossEntropyOpts,
+    ) -> Result<StorageBox> {
         let t = indices("cross_entropy", targets)?;
         let c = rows_cols(logits.layout);
         let data = match (cpu(logits), cpu(lse), cpu(grad)) {
@@ -511,7 +535,14 @@ impl Backend for CpuBackend {
         }))
     }
 
-    fn adamw(&self, param: View, grad: View, m: View, v: View, hp: AdamWStep) -> Result<(StorageBox, StorageBox, StorageBox)> {
+    fn adamw(
+        &self,
+        param: View,
+        grad: View,
+        m: View,
+        v: View,
+        hp: AdamWStep,
+    ) -> Result<(StorageBox, StorageBox, StorageBox)> {
         macro_rules! run {
             ($var:ident, $t:ty) => {{
                 fn get<'a>(x: View<'a>, p: DType) -> Result<std::borrow::Cow<'a, [$t]>> {
@@ -533,4 +564,3 @@ impl Backend for CpuBackend {
         })
     }
 }
-
