@@ -1,0 +1,1 @@
+//! Training UX: progress bar, JSONL metrics log, PNG curves.
