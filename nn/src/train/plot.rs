@@ -108,9 +108,11 @@ impl LinePlot {
             root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
             let drawn = if self.log_y {
                 let y = padded(pts().map(|p| p.1.log10()), 0.05, true);
-                draw(&root, self, &series, x, (10f64.powf(y.start)..10f64.powf(y.end)).log_scale())
+                draw(&root, self, &series, x, (10f64.powf(y.start)..10f64.powf(y.end)).log_scale(), None)
             } else {
-                draw(&root, self, &series, x, padded(pts().map(|p| p.1), 0.05, false))
+                let y = padded(pts().map(|p| p.1), 0.05, false);
+                let y_max = y.start.abs().max(y.end.abs());
+                draw(&root, self, &series, x, y, Some(y_max))
             };
             drawn.map_err(fail)?;
             root.present().map_err(|e| fail(e.to_string()))?;
@@ -156,12 +158,15 @@ fn padded(values: impl Iterator<Item = f64>, margin: f64, log: bool) -> Range<f6
     lo - margin * span..hi + margin * span
 }
 
-/// Tick labels: at most 4 significant digits, exponent form for very large or small values.
-fn tick(v: f64) -> String {
+/// Tick labels: at most 4 significant digits, in exponent form when the axis reaches 1e5 or
+/// stays below 1e-3 (`axis_max`, the largest magnitude on a linear axis, makes every label of
+/// an axis use one form; a log axis passes `None` and formats each value by itself).
+fn tick(v: f64, axis_max: Option<f64>) -> String {
     let a = v.abs();
+    let big = axis_max.unwrap_or(a);
     if a == 0.0 {
         "0".into()
-    } else if !(1e-3..1e5).contains(&a) {
+    } else if !(1e-3..1e5).contains(&big) {
         let s = format!("{v:.1e}");
         s.replace(".0e", "e")
     } else {
@@ -181,12 +186,14 @@ fn draw<Y>(
     series: &[Series],
     x: Range<f64>,
     y: Y,
+    y_max: Option<f64>,
 ) -> std::result::Result<(), String>
 where
     Y: AsRangedCoord<Value = f64>,
     Y::CoordDescType: ValueFormatter<f64>,
 {
     let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let x_max = x.start.abs().max(x.end.abs());
     let mut chart = ChartBuilder::on(root)
         .caption(&plot.title, ("sans-serif", size_for_scale(3)).into_font())
         .margin(16)
@@ -195,7 +202,8 @@ where
         .y_label_area_size(112)
         .build_cartesian_2d(x, y)
         .map_err(e)?;
-    let fmt = |v: &f64| tick(*v);
+    let x_fmt = |v: &f64| tick(*v, Some(x_max));
+    let y_fmt = |v: &f64| tick(*v, y_max);
     chart
         .configure_mesh()
         .x_desc(plot.x_label.as_str())
@@ -204,8 +212,8 @@ where
         .label_style(("sans-serif", size_for_scale(2)))
         .x_labels((plot.size.0 as usize / 100).clamp(2, 10))
         .y_labels((plot.size.1 as usize / 60).clamp(2, 10))
-        .x_label_formatter(&fmt)
-        .y_label_formatter(&fmt)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
         .light_line_style(RGBColor(235, 235, 235))
         .bold_line_style(RGBColor(210, 210, 210))
         .draw()

@@ -91,12 +91,19 @@ impl Run {
     }
 
     /// The loss curve: training loss and the evaluation losses, log-scaled when the losses
-    /// span more than two decades.
+    /// span more than two decades. Past 1000 steps the training loss is drawn as means over
+    /// windows of steps (named so in the legend), since a plot cannot show more points anyway.
     pub fn loss_plot(&self) -> LinePlot {
         let all = || self.train.iter().chain(self.evals.iter().flat_map(|(_, p)| p.iter())).map(|p| p.1);
         let (lo, hi) = all().filter(|v| v.is_finite()).fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
         let log = lo > 0.0 && hi / lo > 100.0;
-        let mut plot = LinePlot::new(format!("{}: loss", self.name)).log_y(log).series("train", self.train.clone());
+        let window = self.train.len().div_ceil(500);
+        let (name, train) = if window > 1 && self.train.len() > 1000 {
+            (format!("train (mean of {window} steps)"), window_means(&self.train, window))
+        } else {
+            ("train".to_string(), self.train.clone())
+        };
+        let mut plot = LinePlot::new(format!("{}: loss", self.name)).log_y(log).series(name, train);
         for (name, pts) in &self.evals {
             plot = plot.series(name.clone(), pts.clone());
         }
@@ -114,6 +121,18 @@ impl Run {
         self.log.write(&fields)?;
         Ok(format!("result: {}", json_object(&fields[1..])))
     }
+}
+
+/// Means of x and of the finite y over consecutive windows of `window` points.
+fn window_means(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    points
+        .chunks(window)
+        .filter_map(|c| {
+            let ys: Vec<f64> = c.iter().map(|p| p.1).filter(|y| y.is_finite()).collect();
+            let x = c.iter().map(|p| p.0).sum::<f64>() / c.len() as f64;
+            (!ys.is_empty()).then(|| (x, ys.iter().sum::<f64>() / ys.len() as f64))
+        })
+        .collect()
 }
 
 fn round3(v: f64) -> f64 {
