@@ -133,7 +133,11 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         if let Display::Bar(bar) = &self.display {
-            if !bar.is_finished() {
+            if bar.position() == 0 {
+                // Never shown (e.g. replaced by `Run::with_progress`): indicatif would draw an
+                // unfinished bar once when dropped, so hide it first.
+                bar.set_draw_target(ProgressDrawTarget::hidden());
+            } else if !bar.is_finished() {
                 bar.abandon();
             }
         }

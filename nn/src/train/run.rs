@@ -94,16 +94,17 @@ impl Run {
     /// span more than two decades. Past 1000 steps the training loss is drawn as means over
     /// windows of steps (named so in the legend), since a plot cannot show more points anyway.
     pub fn loss_plot(&self) -> LinePlot {
-        let all = || self.train.iter().chain(self.evals.iter().flat_map(|(_, p)| p.iter())).map(|p| p.1);
-        let (lo, hi) = all().filter(|v| v.is_finite()).fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
-        let log = lo > 0.0 && hi / lo > 100.0;
         let window = self.train.len().div_ceil(500);
         let (name, train) = if window > 1 && self.train.len() > 1000 {
             (format!("train (mean of {window} steps)"), window_means(&self.train, window))
         } else {
             ("train".to_string(), self.train.clone())
         };
-        let mut plot = LinePlot::new(format!("{}: loss", self.name)).log_y(log).series(name, train);
+        let drawn = || train.iter().chain(self.evals.iter().flat_map(|(_, p)| p.iter())).map(|p| p.1);
+        let (lo, hi) =
+            drawn().filter(|v| v.is_finite()).fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+        let log = lo > 0.0 && hi / lo > 100.0;
+        let mut plot = LinePlot::new(format!("{}: loss", self.name)).log_y(log).series(name, train.clone());
         for (name, pts) in &self.evals {
             plot = plot.series(name.clone(), pts.clone());
         }
