@@ -6,9 +6,9 @@
 //!
 //! Ends with one machine-readable line: `result: {...}`.
 
-use plies::autodiff::{no_grad, rng::Rng, DType, Device, Result, Tensor};
+use plies::autodiff::{no_grad, rng::Rng, Array, DType, Device, Distribution, Result, Tensor};
 use plies::nn::data::{digits, DataLoader, LabeledData};
-use plies::nn::train::{parse_common, Run};
+use plies::nn::train::{parse_common, CommonArgs, Run};
 
 /// Mean cross-entropy and accuracy of the model on a whole set.
 fn evaluate(w: &Tensor, b: &Tensor, set: &LabeledData, device: Device) -> Result<(f64, f64)> {
@@ -22,8 +22,15 @@ fn evaluate(w: &Tensor, b: &Tensor, set: &LabeledData, device: Device) -> Result
     })
 }
 
-fn main() -> Result<()> {
+fn main() {
     let args = parse_common("Linear classifier on the embedded 8x8 digits");
+    if let Err(e) = train(&args) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn train(args: &CommonArgs) -> Result<()> {
     let (steps, device) = (args.steps_or(600), args.device);
     let (batch_size, lr) = (64, 0.5);
 
@@ -33,8 +40,9 @@ fn main() -> Result<()> {
 
     let mut rng = Rng::new(args.seed);
     let (d, c) = (all.feature_len(), all.num_classes());
-    let w = Tensor::param(Tensor::randn([d, c], 0.0, 0.01, &mut rng, DType::F32, device).value());
-    let b = Tensor::param(Tensor::zeros([c], DType::F32, device).value());
+    let normal = Distribution::Normal { mean: 0.0, std: 0.01 };
+    let w = Tensor::param(Tensor::try_random([d, c], normal, &mut rng, DType::F32, device)?.value());
+    let b = Tensor::param(Array::zeros([c], DType::F32, device)?);
 
     let mut run = Run::create("digits_linear", args.out_dir("digits_linear"), steps)?;
     run.config(&[

@@ -18,7 +18,7 @@ pub struct CommonArgs {
     /// Seed for initialisation, shuffling and sampling
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Folder for metrics.jsonl and plots [default: runs/<example>]
+    /// Folder for metrics.jsonl and plots [default: runs/NAME, NAME being the example]
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -39,7 +39,7 @@ impl CommonArgs {
         self.steps.unwrap_or(default)
     }
 
-    /// `--out`, or `runs/<example>`.
+    /// `--out`, or `runs/<example>` (the folder `.gitignore` leaves out).
     pub fn out_dir(&self, example: &str) -> PathBuf {
         self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(example))
     }
