@@ -201,3 +201,36 @@ fn run_writes_log_plot_and_result() {
     let (w, h, _) = decode(&dir.join("loss.png"));
     assert_eq!((w, h), (800, 500));
 }
+
+/// The data and training tools together: a linear classifier on the digits learns from
+/// shuffled batches, and the run leaves its log and plot.
+#[test]
+fn linear_classifier_learns_digits_end_to_end() {
+    use plies_autodiff::{no_grad, rng::Rng, DType, Tensor};
+    use plies_nn::data::{digits, DataLoader};
+    let dir = scratch("e2e");
+    let data = digits::load().unwrap().scaled(1.0 / digits::MAX_PIXEL);
+    let (train, test) = data.split(0.25, 3).unwrap();
+    let loader = DataLoader::new(&train, 32).shuffle(3).drop_last(true);
+    let w = Tensor::param(Tensor::randn([64, 10], 0.0, 0.01, &mut Rng::new(3), DType::F32, Device::Cpu).value());
+    let b = Tensor::param(Tensor::zeros([10], DType::F32, Device::Cpu).value());
+    let mut run = Run::create("e2e", &dir, 150).unwrap().with_progress(Progress::quiet(150));
+    for (step, batch) in (0..150).zip(loader.stream()) {
+        let batch = batch.unwrap();
+        let loss = batch.inputs.matmul(&w).add(&b).cross_entropy(&batch.targets);
+        loss.backward().unwrap();
+        no_grad(|| {
+            for p in [&w, &b] {
+                p.set_value(p.value().sub(&p.grad().unwrap().mul_scalar(0.5).unwrap()).unwrap()).unwrap();
+                p.zero_grad();
+            }
+        });
+        run.step(step, loss.item(), batch.len() as u64).unwrap();
+    }
+    let all = test.to_batch(Device::Cpu).unwrap();
+    let pred = all.inputs.matmul(&w).add(&b).argmax(1, false).to_vec::<i32>();
+    let acc = pred.iter().zip(test.labels()).filter(|(p, y)| p == y).count() as f64 / test.len() as f64;
+    assert!(acc > 0.85, "test accuracy {acc}");
+    run.finish(&[("test_accuracy", acc.into())]).unwrap();
+    assert!(dir.join("loss.png").is_file());
+}
