@@ -1,0 +1,243 @@
+//! The IDX format of MNIST and Fashion-MNIST: a 4-byte magic (two zero bytes, a type code, the
+//! number of dimensions), the dimensions as big-endian u32, then the values, big-endian, in
+//! row-major order. Gzipped files (`*.gz`) are decompressed while read.
+//!
+//! A malformed file gives an error naming the file and the byte offset (counted in the
+//! decompressed stream for gzipped files); a header that promises more data than the file holds
+//! is reported as truncated without allocating what it promised.
+
+use super::gz;
+use plies_autodiff::{Error, Result};
+use std::io::Read;
+use std::path::Path;
+
+/// The values of an IDX file, in the type its header names.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IdxData {
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    I16(Vec<i16>),
+    I32(Vec<i32>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+/// An n-dimensional array read from (or to be written to) an IDX file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdxArray {
+    pub dims: Vec<usize>,
+    pub data: IdxData,
+}
+
+impl IdxData {
+    pub fn len(&self) -> usize {
+        match self {
+            IdxData::U8(v) => v.len(),
+            IdxData::I8(v) => v.len(),
+            IdxData::I16(v) => v.len(),
+            IdxData::I32(v) => v.len(),
+            IdxData::F32(v) => v.len(),
+            IdxData::F64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The type's name as in messages (`u8`, `i8`, `i16`, `i32`, `f32`, `f64`).
+    pub fn type_name(&self) -> &'static str {
+        type_name(self.code())
+    }
+
+    /// The IDX type code.
+    pub fn code(&self) -> u8 {
+        match self {
+            IdxData::U8(_) => 0x08,
+            IdxData::I8(_) => 0x09,
+            IdxData::I16(_) => 0x0B,
+            IdxData::I32(_) => 0x0C,
+            IdxData::F32(_) => 0x0D,
+            IdxData::F64(_) => 0x0E,
+        }
+    }
+
+    /// Every value converted to f32.
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            IdxData::U8(v) => v.iter().map(|&x| x as f32).collect(),
+            IdxData::I8(v) => v.iter().map(|&x| x as f32).collect(),
+            IdxData::I16(v) => v.iter().map(|&x| x as f32).collect(),
+            IdxData::I32(v) => v.iter().map(|&x| x as f32).collect(),
+            IdxData::F32(v) => v.clone(),
+            IdxData::F64(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+}
+
+fn type_name(code: u8) -> &'static str {
+    match code {
+        0x08 => "u8",
+        0x09 => "i8",
+        0x0B => "i16",
+        0x0C => "i32",
+        0x0D => "f32",
+        0x0E => "f64",
+        _ => "unknown",
+    }
+}
+
+fn elem_size(code: u8) -> Option<usize> {
+    match code {
+        0x08 | 0x09 => Some(1),
+        0x0B => Some(2),
+        0x0C | 0x0D => Some(4),
+        0x0E => Some(8),
+        _ => None,
+    }
+}
+
+/// Read an IDX file, gzipped or not.
+pub fn read(path: impl AsRef<Path>) -> Result<IdxArray> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse(&bytes, &path.display().to_string())
+}
+
+/// Parse IDX bytes, gzipped or not; `name` is used in error messages.
+pub fn parse(bytes: &[u8], name: &str) -> Result<IdxArray> {
+    let zipped = gz::is_gzip(bytes);
+    let mut r = Cursor { inner: gz::reader(bytes), pos: 0, name, zipped };
+    let magic = r.exact::<4>("the magic number")?;
+    if magic[0] != 0 || magic[1] != 0 {
+        return Err(r.error(
+            0,
+            format!("bad magic number {magic:02x?}: an IDX file starts with two zero bytes, a type code and a rank"),
+        ));
+    }
+    let code = magic[2];
+    let size = elem_size(code).ok_or_else(|| {
+        r.error(2, format!("unknown type code 0x{code:02x} (expected 0x08, 0x09, 0x0b, 0x0c, 0x0d or 0x0e)"))
+    })?;
+    let rank = magic[3] as usize;
+    if rank == 0 {
+        return Err(r.error(3, "rank 0: an IDX file has at least one dimension".into()));
+    }
+    let mut dims = Vec::with_capacity(rank);
+    for d in 0..rank {
+        let v = u32::from_be_bytes(r.exact::<4>(&format!("dimension {d} of {rank}"))?);
+        dims.push(v as usize);
+    }
+    let data_at = r.pos;
+    let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let nbytes = count
+        .and_then(|c| c.checked_mul(size))
+        .ok_or_else(|| r.error(4, format!("dimensions {dims:?} of {} overflow the address space", type_name(code))))?;
+    let count = nbytes / size;
+    // Read what the header promises, but let the buffer grow with what is really there.
+    let mut raw = Vec::with_capacity(nbytes.min(1 << 24));
+    let got = (&mut r.inner).take(nbytes as u64).read_to_end(&mut raw);
+    r.pos += raw.len() as u64;
+    got.map_err(|e| r.io_error(r.pos, e))?;
+    if raw.len() < nbytes {
+        return Err(r.error(
+            r.pos,
+            format!(
+                "truncated: the header promises {dims:?} {} values ({nbytes} bytes from offset {data_at}) \
+                 but the file ends after {} of them",
+                type_name(code),
+                raw.len()
+            ),
+        ));
+    }
+    let mut extra = [0u8; 1];
+    let n = r.inner.read(&mut extra).map_err(|e| r.io_error(r.pos, e))?;
+    if n > 0 {
+        return Err(r.error(r.pos, format!("trailing bytes after the {count} values the header {dims:?} promises")));
+    }
+    let data = match code {
+        0x08 => IdxData::U8(raw),
+        0x09 => IdxData::I8(raw.into_iter().map(|b| b as i8).collect()),
+        0x0B => IdxData::I16(raw.chunks_exact(2).map(|c| i16::from_be_bytes([c[0], c[1]])).collect()),
+        0x0C => IdxData::I32(raw.chunks_exact(4).map(|c| i32::from_be_bytes(c.try_into().unwrap())).collect()),
+        0x0D => IdxData::F32(raw.chunks_exact(4).map(|c| f32::from_be_bytes(c.try_into().unwrap())).collect()),
+        _ => IdxData::F64(raw.chunks_exact(8).map(|c| f64::from_be_bytes(c.try_into().unwrap())).collect()),
+    };
+    Ok(IdxArray { dims, data })
+}
+
+impl IdxArray {
+    /// An array of `data` with `dims`; the element count must match.
+    pub fn new(dims: Vec<usize>, data: IdxData) -> Result<IdxArray> {
+        let n: usize = dims.iter().product();
+        if dims.is_empty() || dims.len() > 255 || n != data.len() {
+            return Err(Error::invalid(
+                "IdxArray::new",
+                format!("dims {dims:?} do not fit {} values (rank must be 1..=255)", data.len()),
+            ));
+        }
+        Ok(IdxArray { dims, data })
+    }
+
+    /// The IDX encoding (uncompressed).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0, 0, self.data.code(), self.dims.len() as u8];
+        for &d in &self.dims {
+            out.extend_from_slice(&(d as u32).to_be_bytes());
+        }
+        match &self.data {
+            IdxData::U8(v) => out.extend_from_slice(v),
+            IdxData::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
+            IdxData::I16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+            IdxData::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+            IdxData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+            IdxData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+        }
+        out
+    }
+
+    /// Write the uncompressed encoding to `path`.
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
+        std::fs::write(path.as_ref(), self.to_bytes()).map_err(|e| Error::io(path, e))
+    }
+}
+
+/// A reader that counts the bytes it has delivered, for error offsets.
+struct Cursor<'a> {
+    inner: Box<dyn Read + 'a>,
+    pos: u64,
+    name: &'a str,
+    zipped: bool,
+}
+
+impl Cursor<'_> {
+    fn error(&self, at: u64, msg: String) -> Error {
+        let at = if self.zipped { format!("byte {at} (decompressed)") } else { format!("byte {at}") };
+        Error::Format { path: self.name.to_string(), at, msg }
+    }
+
+    fn io_error(&self, at: u64, e: std::io::Error) -> Error {
+        let what = if self.zipped { "cannot decompress" } else { "cannot read" };
+        self.error(at, format!("{what}: {e}"))
+    }
+
+    fn exact<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let mut buf = [0u8; N];
+        let mut got = 0;
+        while got < N {
+            match self.inner.read(&mut buf[got..]) {
+                Ok(0) => {
+                    return Err(self.error(
+                        self.pos + got as u64,
+                        format!("truncated: the file ends inside the header, reading {what}"),
+                    ))
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error(self.pos + got as u64, e)),
+            }
+        }
+        self.pos += N as u64;
+        Ok(buf)
+    }
+}

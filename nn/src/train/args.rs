@@ -1,0 +1,69 @@
+//! The flags every example takes: `--device`, `--steps`, `--seed`, `--out`.
+//!
+//! An example with flags of its own flattens [`CommonArgs`] into its clap parser
+//! (`#[command(flatten)] common: CommonArgs`); one without calls [`parse_common`].
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
+use plies_autodiff::Device;
+use std::path::PathBuf;
+
+#[derive(Args, Clone, Debug, PartialEq)]
+pub struct CommonArgs {
+    /// Device to run on: cpu, gpu or gpu:N
+    #[arg(long, env = "PLIES_DEVICE", default_value = "cpu", value_parser = parse_device)]
+    pub device: Device,
+    /// Training steps [default: the example's own]
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Seed for initialisation, shuffling and sampling
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Folder for metrics.jsonl and plots [default: runs/NAME, NAME being the example]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn parse_device(s: &str) -> Result<Device, String> {
+    Device::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Parser, Debug)]
+struct CommonCli {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+impl CommonArgs {
+    /// `--steps`, or `default` when not given.
+    pub fn steps_or(&self, default: u64) -> u64 {
+        self.steps.unwrap_or(default)
+    }
+
+    /// `--out`, or `runs/<example>` (the folder `.gitignore` leaves out).
+    pub fn out_dir(&self, example: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(example))
+    }
+
+    /// Parse `args` (the first item is the program name); an `Err` holds clap's message.
+    pub fn try_parse_from<I, T>(args: I) -> Result<CommonArgs, String>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        CommonCli::try_parse_from(args).map(|c| c.common).map_err(|e| e.to_string())
+    }
+}
+
+/// Parse the common flags from the command line, with `about` as the `--help` text; prints the
+/// usage and exits on bad flags, like any clap program.
+pub fn parse_common(about: &'static str) -> CommonArgs {
+    let name = std::env::args()
+        .next()
+        .and_then(|a| std::path::Path::new(&a).file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "example".into());
+    let matches = CommonCli::command().bin_name(name).about(about).get_matches();
+    match CommonCli::from_arg_matches(&matches) {
+        Ok(c) => c.common,
+        Err(e) => e.exit(),
+    }
+}
