@@ -22,14 +22,21 @@ pub fn check_module(
     let params = module.named_parameters();
     for p in &params {
         if p.tensor.dtype() != DType::F64 {
-            return Err(Error::invalid("check_module", format!("parameter `{}` is {}, not f64", p.name, p.tensor.dtype())));
+            return Err(Error::invalid(
+                "check_module",
+                format!("parameter `{}` is {}, not f64", p.name, p.tensor.dtype()),
+            ));
         }
         p.tensor.zero_grad();
     }
-    let inputs: Vec<Array> =
-        inputs.iter().map(|a| if a.dtype().is_float() { a.to_dtype(DType::F64) } else { Ok(a.clone()) }).collect::<Result<_>>()?;
-    let leaves: Vec<Tensor> =
-        inputs.iter().map(|a| if a.dtype().is_float() { Tensor::param(a.clone()) } else { Tensor::new(a.clone()) }).collect();
+    let inputs: Vec<Array> = inputs
+        .iter()
+        .map(|a| if a.dtype().is_float() { a.to_dtype(DType::F64) } else { Ok(a.clone()) })
+        .collect::<Result<_>>()?;
+    let leaves: Vec<Tensor> = inputs
+        .iter()
+        .map(|a| if a.dtype().is_float() { Tensor::param(a.clone()) } else { Tensor::new(a.clone()) })
+        .collect();
     let y = f(&leaves)?;
     let key = Rng::new(cfg.seed).next_key();
     let w = Array::random(y.shape(), Distribution::Normal { mean: 0.0, std: 1.0 }, key, DType::F64, Device::Cpu)?;

@@ -9,16 +9,30 @@ use plies_autodiff::{Array, DType, Device, Distribution, Result, Shape, Tensor};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Initializer {
     Constant(f64),
-    Uniform { lo: f64, hi: f64 },
-    Normal { mean: f64, std: f64 },
+    Uniform {
+        lo: f64,
+        hi: f64,
+    },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
     /// U(-b, b) with b = gain * sqrt(3 / fan_in) (He et al.).
-    KaimingUniform { gain: f64 },
+    KaimingUniform {
+        gain: f64,
+    },
     /// N(0, gain^2 / fan_in).
-    KaimingNormal { gain: f64 },
+    KaimingNormal {
+        gain: f64,
+    },
     /// U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio).
-    XavierUniform { gain: f64 },
+    XavierUniform {
+        gain: f64,
+    },
     /// N(0, gain^2 * 2 / (fan_in + fan_out)).
-    XavierNormal { gain: f64 },
+    XavierNormal {
+        gain: f64,
+    },
 }
 
 impl Initializer {

@@ -23,7 +23,10 @@ impl Default for CrossEntropy {
 /// Cross-entropy of logits `[.., C]` against i32 class targets `[..]` (fused kernel).
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor, opts: CrossEntropy) -> Result<Tensor> {
     if !(0.0..=1.0).contains(&opts.label_smoothing) {
-        return Err(Error::invalid("cross_entropy", format!("label_smoothing must be in [0, 1], got {}", opts.label_smoothing)));
+        return Err(Error::invalid(
+            "cross_entropy",
+            format!("label_smoothing must be in [0, 1], got {}", opts.label_smoothing),
+        ));
     }
     let o = CrossEntropyOpts { ignore_index: opts.ignore_index, label_smoothing: opts.label_smoothing };
     logits.try_cross_entropy_with(targets, o, opts.reduction)

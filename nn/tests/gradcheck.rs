@@ -1,7 +1,9 @@
 //! Every layer's gradients against finite differences, on tiny f64 sizes.
 
 use plies_autodiff::rng::Rng;
-use plies_autodiff::{check_gradients, Array, CrossEntropyOpts, DType, Device, Distribution, GradCheck, Result, Tensor};
+use plies_autodiff::{
+    check_gradients, Array, CrossEntropyOpts, DType, Device, Distribution, GradCheck, Result, Tensor,
+};
 use plies_nn::gradcheck::check_module;
 use plies_nn::layers::*;
 use plies_nn::loss::{self, CrossEntropy};

@@ -48,19 +48,30 @@ fn to_bytes(a: &Array) -> Result<Bytes> {
 
 /// Write `tensors` and `metadata` to `path` (through a temporary file renamed into place,
 /// so a crash never leaves a half-written checkpoint under the real name).
-pub fn save_tensors(path: impl AsRef<Path>, tensors: &[(String, Array)], metadata: &HashMap<String, String>) -> Result<()> {
+pub fn save_tensors(
+    path: impl AsRef<Path>,
+    tensors: &[(String, Array)],
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
     let path = path.as_ref();
     let mut seen = std::collections::HashSet::new();
     for (k, _) in tensors {
         if !seen.insert(k) {
-            return Err(Error::Format { path: path.display().to_string(), at: format!("tensor `{k}`"), msg: "name used twice".into() });
+            return Err(Error::Format {
+                path: path.display().to_string(),
+                at: format!("tensor `{k}`"),
+                msg: "name used twice".into(),
+            });
         }
     }
     let bytes: Vec<(String, Bytes)> =
         tensors.iter().map(|(k, a)| Ok((k.clone(), to_bytes(a)?))).collect::<Result<_>>()?;
     let meta = if metadata.is_empty() { None } else { Some(metadata.clone()) };
-    let buf = safetensors::serialize(bytes.iter().map(|(k, b)| (k.as_str(), b)), meta)
-        .map_err(|e| Error::Format { path: path.display().to_string(), at: "serialize".into(), msg: e.to_string() })?;
+    let buf = safetensors::serialize(bytes.iter().map(|(k, b)| (k.as_str(), b)), meta).map_err(|e| Error::Format {
+        path: path.display().to_string(),
+        at: "serialize".into(),
+        msg: e.to_string(),
+    })?;
     let tmp = path.with_extension("safetensors.tmp");
     std::fs::write(&tmp, &buf).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
@@ -85,9 +96,21 @@ fn from_view(path: &Path, name: &str, v: &TensorView<'_>) -> Result<Array> {
     let shape = v.shape().to_vec();
     let d = v.data();
     let a = match v.dtype() {
-        Dtype::F32 => Array::from_vec(d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(), shape, Device::Cpu),
-        Dtype::F64 => Array::from_vec(d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(), shape, Device::Cpu),
-        Dtype::I32 => Array::from_vec(d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect(), shape, Device::Cpu),
+        Dtype::F32 => Array::from_vec(
+            d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            shape,
+            Device::Cpu,
+        ),
+        Dtype::F64 => Array::from_vec(
+            d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+            shape,
+            Device::Cpu,
+        ),
+        Dtype::I32 => Array::from_vec(
+            d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect(),
+            shape,
+            Device::Cpu,
+        ),
         other => {
             return Err(Error::Format {
                 path: path.display().to_string(),
@@ -96,7 +119,11 @@ fn from_view(path: &Path, name: &str, v: &TensorView<'_>) -> Result<Array> {
             })
         }
     };
-    a.map_err(|e| Error::Format { path: path.display().to_string(), at: format!("tensor `{name}`"), msg: e.to_string() })
+    a.map_err(|e| Error::Format {
+        path: path.display().to_string(),
+        at: format!("tensor `{name}`"),
+        msg: e.to_string(),
+    })
 }
 
 /// Turn a parse error into one naming the file and where in it things went wrong.
@@ -123,10 +150,9 @@ fn diagnose(path: &Path, buf: &[u8], e: SafeTensorError) -> Error {
         | SafeTensorError::JsonError(_) => {
             fmt(format!("header (bytes 8..{})", 8 + n.unwrap_or(0)), format!("corrupt header: {e}"))
         }
-        SafeTensorError::InvalidOffset(name) => fmt(
-            format!("tensor `{name}`"),
-            "data_offsets do not start where the previous tensor ends".into(),
-        ),
+        SafeTensorError::InvalidOffset(name) => {
+            fmt(format!("tensor `{name}`"), "data_offsets do not start where the previous tensor ends".into())
+        }
         SafeTensorError::TensorInvalidInfo => match find_bad_size(buf) {
             Some((name, msg)) => fmt(format!("tensor `{name}`"), msg),
             None => fmt("header".into(), e.to_string()),
@@ -139,10 +165,9 @@ fn diagnose(path: &Path, buf: &[u8], e: SafeTensorError) -> Error {
                     format!("byte offset {len}"),
                     format!("file ends early: the header's tensors need {end} bytes, the file has {len} (truncated)"),
                 ),
-                Some(end) => fmt(
-                    format!("byte offset {end}"),
-                    format!("{} unexpected bytes after the last tensor", len - end),
-                ),
+                Some(end) => {
+                    fmt(format!("byte offset {end}"), format!("{} unexpected bytes after the last tensor", len - end))
+                }
                 None => fmt("header".into(), e.to_string()),
             }
         }
@@ -163,7 +188,8 @@ fn header_entries(buf: &[u8]) -> Option<Vec<Entry>> {
             continue;
         }
         let dtype = v.get("dtype")?.as_str()?.to_string();
-        let shape = v.get("shape")?.as_array()?.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<_>>()?;
+        let shape =
+            v.get("shape")?.as_array()?.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<_>>()?;
         let offs = v.get("data_offsets")?.as_array()?;
         let offs = (offs.first()?.as_u64()? as usize, offs.get(1)?.as_u64()? as usize);
         out.push((k.clone(), dtype, shape, offs));

@@ -62,10 +62,9 @@ impl Weights {
             return Err(Error::ShapeMismatch { op, lhs: x.shape(), rhs: self.w_ih.shape() });
         }
         match h0 {
-            Some(h) if h.dims() != [d[0], hidden] => Err(Error::invalid(
-                op,
-                format!("initial state must be [{}, {hidden}], got {}", d[0], h.shape()),
-            )),
+            Some(h) if h.dims() != [d[0], hidden] => {
+                Err(Error::invalid(op, format!("initial state must be [{}, {hidden}], got {}", d[0], h.shape())))
+            }
             Some(h) => Ok(h.clone()),
             None => Ok(Tensor::zeros([d[0], hidden], x.dtype(), x.device())),
         }

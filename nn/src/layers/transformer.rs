@@ -72,7 +72,12 @@ impl GptConfig {
     pub fn from_json(s: &str) -> Result<GptConfig> {
         let bad = |m: String| Error::invalid("GptConfig::from_json", m);
         let v: serde_json::Value = serde_json::from_str(s).map_err(|e| bad(e.to_string()))?;
-        let int = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize).ok_or_else(|| bad(format!("missing or invalid `{k}`")));
+        let int = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_u64())
+                .map(|x| x as usize)
+                .ok_or_else(|| bad(format!("missing or invalid `{k}`")))
+        };
         let float = |k: &str| v.get(k).and_then(|x| x.as_f64()).ok_or_else(|| bad(format!("missing or invalid `{k}`")));
         let activation = match v.get("activation").and_then(|a| a.as_str()).unwrap_or("gelu_tanh") {
             "gelu_tanh" => Activation::Gelu,
@@ -204,7 +209,10 @@ impl Gpt {
         }
         let t = dims[1];
         if t > self.config.context {
-            return Err(Error::invalid("gpt", format!("sequence length {t} exceeds the context {}", self.config.context)));
+            return Err(Error::invalid(
+                "gpt",
+                format!("sequence length {t} exceeds the context {}", self.config.context),
+            ));
         }
         let pos = &self.pos_emb.weight;
         // The full table needs no narrow (whose backward would copy the gradient).

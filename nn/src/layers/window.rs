@@ -19,7 +19,10 @@ impl Window {
     pub fn output(&self, op: &'static str, h: usize, w: usize) -> Result<(usize, usize)> {
         let ((kh, kw), (sh, sw), (ph, pw)) = (self.kernel, self.stride, self.padding);
         if kh == 0 || kw == 0 || sh == 0 || sw == 0 {
-            return Err(Error::invalid(op, format!("kernel {:?} and stride {:?} must be positive", self.kernel, self.stride)));
+            return Err(Error::invalid(
+                op,
+                format!("kernel {:?} and stride {:?} must be positive", self.kernel, self.stride),
+            ));
         }
         if h + 2 * ph < kh || w + 2 * pw < kw {
             return Err(Error::invalid(
@@ -111,7 +114,10 @@ pub(crate) fn with_pad_slot(rows: &Tensor, padded: bool, value: f64) -> Result<T
 pub(crate) fn nchw(op: &'static str, x: &Tensor) -> Result<(usize, usize, usize, usize)> {
     let d = x.dims();
     if d.len() != 4 || !x.dtype().is_float() {
-        return Err(Error::invalid(op, format!("expects a float input [batch, channels, height, width], got {}", x.shape())));
+        return Err(Error::invalid(
+            op,
+            format!("expects a float input [batch, channels, height, width], got {}", x.shape()),
+        ));
     }
     Ok((d[0], d[1], d[2], d[3]))
 }

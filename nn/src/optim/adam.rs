@@ -89,9 +89,9 @@ impl Optimizer for Adam {
                     weight_decay: wd,
                     step: st.step + 1,
                 };
-                let (np, m, v) = value.adamw(&grad, &st.m, &st.v, hp).map_err(|e| {
-                    Error::invalid("adam", format!("updating `{}`: {e}", p.name))
-                })?;
+                let (np, m, v) = value
+                    .adamw(&grad, &st.m, &st.v, hp)
+                    .map_err(|e| Error::invalid("adam", format!("updating `{}`: {e}", p.name)))?;
                 p.tensor.set_value(np)?;
                 *st = State { m, v, step: st.step + 1 };
             }

@@ -7,10 +7,16 @@ use std::f64::consts::PI;
 pub enum Schedule {
     Constant,
     /// Linear ramp over the first `warmup` steps (step 0 gets 1/warmup), then constant.
-    LinearWarmup { warmup: usize },
+    LinearWarmup {
+        warmup: usize,
+    },
     /// Linear warmup, then cosine decay from 1 to `min_factor` at step `total`, then
     /// constant at `min_factor`.
-    WarmupCosine { warmup: usize, total: usize, min_factor: f64 },
+    WarmupCosine {
+        warmup: usize,
+        total: usize,
+        min_factor: f64,
+    },
 }
 
 impl Schedule {
