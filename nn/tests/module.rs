@@ -185,3 +185,19 @@ fn modules_can_be_found_and_adapted() {
     assert_eq!(stats[1].optimizer_bytes, 0);
     assert_ne!(g.forward(&ids).to_vec::<f32>(), before);
 }
+
+#[test]
+fn growth_adds_a_block_and_trains_only_the_top() {
+    let mut g = Gpt::new(&mut Init::new(0), GptConfig { n_layer: 1, ..GptConfig::char_small() });
+    g.freeze("*").unwrap();
+    let layer = g.push_block(&mut Init::new(1));
+    assert_eq!((layer, g.config.n_layer, g.num_layers()), (2, 2, 4));
+    g.unfreeze("head").unwrap();
+    assert_eq!(g.unfreeze_layer(layer).unwrap(), 12);
+    let ids = Tensor::from_vec(vec![1i32, 2, 3], [1, 3], Device::Cpu);
+    g.forward(&ids).sum_all().backward().unwrap();
+    let with_grad: Vec<usize> =
+        g.named_parameters().iter().filter(|p| p.tensor.grad().is_some()).map(|p| p.layer).collect();
+    assert_eq!(with_grad.len(), 12 + 2);
+    assert!(with_grad.iter().all(|&l| l >= 2));
+}

@@ -193,6 +193,14 @@ impl Gpt {
         Gpt { config, tok_emb, pos_emb, drop, blocks, ln_f, head }
     }
 
+    /// Append a new block on top (layer-by-layer growth); the final norm and head move up
+    /// one layer index. Returns the new block's layer index.
+    pub fn push_block(&mut self, init: &mut Init) -> usize {
+        self.blocks.push(Block::new(init, &self.config));
+        self.config.n_layer = self.blocks.len();
+        Gpt::block_layer(self.blocks.len() - 1)
+    }
+
     /// The layer index of block `i` (embeddings are layer 0).
     pub fn block_layer(i: usize) -> usize {
         i + 1
