@@ -1,6 +1,6 @@
 //! W2 and W3 (BENCHMARKS.md): one training step of an MLP and of the char GPT, ours
 //! against PyTorch in the same run. Run: `cargo bench --bench nn [-- --steps N --only w3
-//! --no-torch]`. PyTorch is measured by `bench/torch_nn_reference.py` when
+//! --threads N --no-torch]`. PyTorch is measured by `bench/torch_nn_reference.py` when
 //! `python3 -c "import torch"` works; medians in milliseconds, ratio = ours / PyTorch.
 
 use plies::autodiff::rng::Rng;
@@ -17,10 +17,11 @@ struct Args {
     warmup: usize,
     only: Option<String>,
     torch: bool,
+    threads: Option<usize>,
 }
 
 fn args() -> Args {
-    let mut a = Args { steps: 20, warmup: 3, only: None, torch: true };
+    let mut a = Args { steps: 20, warmup: 3, only: None, torch: true, threads: None };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
         match s.as_str() {
@@ -28,6 +29,7 @@ fn args() -> Args {
             "--warmup" => a.warmup = it.next().and_then(|v| v.parse().ok()).expect("--warmup N"),
             "--only" => a.only = it.next(),
             "--no-torch" => a.torch = false,
+            "--threads" => a.threads = Some(it.next().and_then(|v| v.parse().ok()).expect("--threads N")),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -90,6 +92,9 @@ fn torch(a: &Args) -> Option<serde_json::Value> {
     if let Some(o) = &a.only {
         cmd.args(["--only", o]);
     }
+    if let Some(n) = a.threads {
+        cmd.args(["--threads", &n.to_string()]);
+    }
     let out = cmd.output().ok()?;
     if !out.status.success() {
         eprintln!("torch reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -100,8 +105,12 @@ fn torch(a: &Args) -> Option<serde_json::Value> {
 
 fn main() {
     let a = args();
+    if let Some(n) = a.threads {
+        // Before the first kernel builds rayon's global pool.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
     let want = |w: &str| a.only.as_deref().is_none_or(|o| o == w);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     println!("plies nn benchmarks: {threads} threads, {} steps (W2: {}), medians", a.steps, a.steps * 10);
     let mut ours = Vec::new();
     if want("w2") {
