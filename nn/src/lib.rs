@@ -4,8 +4,25 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod gradcheck;
+pub mod init;
 pub mod layers;
 pub mod loss;
 pub mod module;
 pub mod optim;
+pub mod stats;
 pub mod train;
+
+pub use init::{Init, Initializer};
+pub use module::{Layer, Mode, Module, NamedParam, Scope};
+pub use stats::LayerStats;
+
+/// The names most model code needs.
+pub mod prelude {
+    pub use crate::init::{Init, Initializer};
+    pub use crate::layers::*;
+    pub use crate::loss::{self, CrossEntropy};
+    pub use crate::module::{Layer, Module, NamedParam};
+    pub use crate::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, ParamGroup, Schedule, Sgd, SgdConfig};
+    pub use plies_autodiff::{no_grad, DType, Device, Reduction, Tensor};
+}

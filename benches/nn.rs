@@ -1,0 +1,133 @@
+//! W2 and W3 (BENCHMARKS.md): one training step of an MLP and of the char GPT, ours
+//! against PyTorch in the same run. Run: `cargo bench --bench nn [-- --steps N --only w3
+//! --threads N --no-torch]`. PyTorch is measured by `bench/torch_nn_reference.py` when
+//! `python3 -c "import torch"` works; medians in milliseconds, ratio = ours / PyTorch.
+
+use plies::autodiff::rng::Rng;
+use plies::autodiff::{DType, Device, Tensor};
+use plies::nn::layers::{Activation, Gpt, GptConfig, Mlp};
+use plies::nn::loss::{cross_entropy, CrossEntropy};
+use plies::nn::optim::{Adam, AdamConfig, Optimizer};
+use plies::nn::{Init, Layer, Module};
+use std::process::Command;
+use std::time::Instant;
+
+struct Args {
+    steps: usize,
+    warmup: usize,
+    only: Option<String>,
+    torch: bool,
+    threads: Option<usize>,
+}
+
+fn args() -> Args {
+    let mut a = Args { steps: 20, warmup: 3, only: None, torch: true, threads: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(s) = it.next() {
+        match s.as_str() {
+            "--steps" => a.steps = it.next().and_then(|v| v.parse().ok()).expect("--steps N"),
+            "--warmup" => a.warmup = it.next().and_then(|v| v.parse().ok()).expect("--warmup N"),
+            "--only" => a.only = it.next(),
+            "--no-torch" => a.torch = false,
+            "--threads" => a.threads = Some(it.next().and_then(|v| v.parse().ok()).expect("--threads N")),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    a
+}
+
+fn median_ms(warmup: usize, steps: usize, mut step: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        step();
+    }
+    let mut t: Vec<f64> = (0..steps)
+        .map(|_| {
+            let t0 = Instant::now();
+            step();
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    t[t.len() / 2]
+}
+
+/// One AdamW step of `model` on a fixed batch: forward, loss, backward, update, zero_grad.
+fn train_step(model: &dyn Layer, opt: &mut Adam, x: &Tensor, y: &Tensor) {
+    let loss = cross_entropy(&model.forward(x), y, CrossEntropy::default()).unwrap();
+    loss.backward().unwrap();
+    opt.step().unwrap();
+    opt.zero_grad();
+}
+
+fn w2(a: &Args) -> f64 {
+    let model = Mlp::new(&mut Init::new(0), &[64, 256, 256, 10], Activation::Relu);
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-3, 0.01)).unwrap();
+    let mut rng = Rng::new(1);
+    let x = Tensor::randn([128, 64], 0.0, 1.0, &mut rng, DType::F32, Device::Cpu);
+    let y = Tensor::from_vec((0..128).map(|_| rng.below(10) as i32).collect(), [128], Device::Cpu);
+    median_ms(a.warmup, a.steps * 10, || train_step(&model, &mut opt, &x, &y))
+}
+
+fn w3(a: &Args) -> f64 {
+    let model = Gpt::new(&mut Init::new(0), GptConfig::char_small());
+    assert_eq!(model.num_params(), 826_433, "W3 parameter count");
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-3, 0.01)).unwrap();
+    let mut rng = Rng::new(1);
+    let ids: Vec<i32> = (0..16 * 129).map(|_| rng.below(65) as i32).collect();
+    let batch = Tensor::from_vec(ids, [16, 129], Device::Cpu);
+    let (x, y) = (batch.narrow(1, 0, 128).contiguous(), batch.narrow(1, 1, 128).contiguous());
+    median_ms(a.warmup, a.steps, || train_step(&model, &mut opt, &x, &y))
+}
+
+/// PyTorch's medians, or None when torch is not importable.
+fn torch(a: &Args) -> Option<serde_json::Value> {
+    let ok = Command::new("python3").args(["-c", "import torch"]).output().ok()?.status.success();
+    if !ok {
+        eprintln!("(python3 cannot import torch: reporting ours alone)");
+        return None;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_nn_reference.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).args(["--steps", &a.steps.to_string(), "--warmup", &a.warmup.to_string()]);
+    if let Some(o) = &a.only {
+        cmd.args(["--only", o]);
+    }
+    if let Some(n) = a.threads {
+        cmd.args(["--threads", &n.to_string()]);
+    }
+    let out = cmd.output().ok()?;
+    if !out.status.success() {
+        eprintln!("torch reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last()?).ok()
+}
+
+fn main() {
+    let a = args();
+    if let Some(n) = a.threads {
+        // Before the first kernel builds rayon's global pool.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let want = |w: &str| a.only.as_deref().is_none_or(|o| o == w);
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!("plies nn benchmarks: {threads} threads, {} steps (W2: {}), medians", a.steps, a.steps * 10);
+    let mut ours = Vec::new();
+    if want("w2") {
+        ours.push(("W2 MLP 64-256-256-10 step", "w2_ms", w2(&a)));
+    }
+    if want("w3") {
+        ours.push(("W3 char GPT step (826,433 params)", "w3_ms", w3(&a)));
+    }
+    let theirs = if a.torch { torch(&a) } else { None };
+    if let Some(t) = &theirs {
+        println!("PyTorch {} with {} threads", t["torch"], t["threads"]);
+    }
+    println!("{:<36} {:>10} {:>10} {:>7}", "workload", "plies ms", "torch ms", "ratio");
+    for (name, key, ms) in ours {
+        match theirs.as_ref().and_then(|t| t[key].as_f64()) {
+            Some(tm) => println!("{name:<36} {ms:>10.3} {tm:>10.3} {:>6.2}x", ms / tm),
+            None => println!("{name:<36} {ms:>10.3} {:>10} {:>7}", "-", "-"),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Checkpoints in safetensors. Model files hold exactly the module's named parameters
+//! under their PyTorch-style names, so `safetensors.torch.load_file` plus
+//! `load_state_dict` restores them into the same architecture in PyTorch; optimizer state
+//! goes to its own file (`{param}.exp_avg`, ...). Loading checks every key, shape and
+//! dtype before assigning anything, and reports all missing, unexpected and mismatched
+//! keys in one error naming the file.
+
+mod file;
+
+pub use file::{load_tensors, save_tensors, TensorFile};
+
+use crate::init::Init;
+use crate::layers::{Gpt, GptConfig};
+use crate::module::Module;
+use crate::optim::Optimizer;
+use plies_autodiff::{Device, Error, Result};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Metadata key holding a GPT's configuration as JSON.
+pub const CONFIG_KEY: &str = "plies.config";
+
+/// Save a module's parameters (and string metadata) to `path`.
+pub fn save_model(model: &dyn Module, path: impl AsRef<Path>, metadata: &HashMap<String, String>) -> Result<()> {
+    save_tensors(path, &model.state_dict(), metadata)
+}
+
+/// What a non-strict load found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadReport {
+    /// Parameters of the module the file lacks.
+    pub missing: Vec<String>,
+    /// Tensors of the file the module lacks.
+    pub unexpected: Vec<String>,
+    /// `name: expected .., file has ..` for keys whose shape or dtype differ.
+    pub mismatched: Vec<String>,
+    pub metadata: HashMap<String, String>,
+}
+
+impl LoadReport {
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        let list = |v: &[String]| v.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+        if !self.missing.is_empty() {
+            parts.push(format!("{} missing: {}", self.missing.len(), list(&self.missing)));
+        }
+        if !self.unexpected.is_empty() {
+            parts.push(format!("{} unexpected: {}", self.unexpected.len(), list(&self.unexpected)));
+        }
+        if !self.mismatched.is_empty() {
+            parts.push(format!("{} mismatched: {}", self.mismatched.len(), self.mismatched.join("; ")));
+        }
+        parts.join("; ")
+    }
+}
+
+/// Load parameters saved by `save_model` into `model`. Strict: any missing, unexpected or
+/// mismatched key is an error and nothing is assigned. Returns the file's metadata.
+pub fn load_model(model: &dyn Module, path: impl AsRef<Path>) -> Result<HashMap<String, String>> {
+    Ok(load_model_with(model, path, true)?.metadata)
+}
+
+/// Load parameters; with `strict = false`, missing and unexpected keys are reported
+/// instead of refused (e.g. loading a shallower model into a grown one). Shape or dtype
+/// mismatches are always errors.
+pub fn load_model_with(model: &dyn Module, path: impl AsRef<Path>, strict: bool) -> Result<LoadReport> {
+    let path = path.as_ref();
+    let file = load_tensors(path, Device::Cpu)?;
+    let params = model.named_parameters();
+    let mut report = LoadReport { metadata: file.metadata, ..Default::default() };
+    let mut assign = Vec::new();
+    for p in &params {
+        let v = p.tensor.value();
+        match file.tensors.get(&p.name) {
+            None => report.missing.push(p.name.clone()),
+            Some(a) if a.shape() != v.shape() || a.dtype() != v.dtype() => report.mismatched.push(format!(
+                "`{}` expected {} {}, file has {} {}",
+                p.name,
+                v.dtype(),
+                v.shape(),
+                a.dtype(),
+                a.shape()
+            )),
+            Some(a) => assign.push((p, a.to_device(v.device())?)),
+        }
+    }
+    let known: std::collections::HashSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    report.unexpected = file.tensors.keys().filter(|k| !known.contains(k.as_str())).cloned().collect();
+    report.unexpected.sort();
+    let refuse = !report.mismatched.is_empty() || (strict && !report.is_clean());
+    if refuse {
+        return Err(Error::Format {
+            path: path.display().to_string(),
+            at: "state dict".into(),
+            msg: format!("does not fit the model: {}", report.describe()),
+        });
+    }
+    for (p, a) in assign {
+        p.tensor.set_value(a)?;
+    }
+    Ok(report)
+}
+
+/// Save an optimizer's state to its own file.
+pub fn save_optimizer(opt: &dyn Optimizer, path: impl AsRef<Path>) -> Result<()> {
+    save_tensors(path, &opt.state_dict(), &HashMap::new())
+}
+
+/// Restore optimizer state saved by `save_optimizer`; errors name the file.
+pub fn load_optimizer(opt: &mut dyn Optimizer, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let file = load_tensors(path, Device::Cpu)?;
+    opt.load_state_dict(&file.tensors).map_err(|e| Error::Format {
+        path: path.display().to_string(),
+        at: "optimizer state".into(),
+        msg: e.to_string(),
+    })
+}
+
+/// Save a GPT with its configuration in the file's metadata (key [`CONFIG_KEY`]), plus
+/// any extra metadata (e.g. the character vocabulary), so PyTorch or `load_gpt` can
+/// rebuild the model from the file alone.
+pub fn save_gpt(model: &Gpt, path: impl AsRef<Path>, extra: &HashMap<String, String>) -> Result<()> {
+    let mut meta = extra.clone();
+    meta.insert(CONFIG_KEY.into(), model.config.to_json());
+    save_model(model, path, &meta)
+}
+
+/// Rebuild a GPT from a file written by `save_gpt`; returns it with the file's metadata.
+pub fn load_gpt(path: impl AsRef<Path>, init: &mut Init) -> Result<(Gpt, HashMap<String, String>)> {
+    let path = path.as_ref();
+    let file = load_tensors(path, Device::Cpu)?;
+    let cfg = file.metadata.get(CONFIG_KEY).ok_or_else(|| Error::Format {
+        path: path.display().to_string(),
+        at: "metadata".into(),
+        msg: format!("no `{CONFIG_KEY}` entry: not saved by save_gpt"),
+    })?;
+    let config = GptConfig::from_json(cfg).map_err(|e| Error::Format {
+        path: path.display().to_string(),
+        at: format!("metadata `{CONFIG_KEY}`"),
+        msg: e.to_string(),
+    })?;
+    let model = Gpt::new(init, config);
+    let meta = load_model(&model, path)?;
+    Ok((model, meta))
+}
