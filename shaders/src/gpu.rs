@@ -1,0 +1,420 @@
+//! `GpuBackend`: one wgpu device with its queue, the buffer pool, the pipeline cache and
+//! the batch of recorded work.
+//!
+//! Execution is asynchronous: each op records a dispatch into the open batch (one command
+//! encoder with one long compute pass) and returns at once. A batch is submitted when it
+//! holds `MAX_BATCH` dispatches or its parameter arena is full, and when a value is read
+//! back; only readback and `synchronize` wait. The parameter blocks of a batch's dispatches
+//! go into one arena buffer, written once when the batch is submitted.
+
+use crate::adapters::{adapters, AdapterEntry};
+use crate::kernels::{Kernel, PipelineCache};
+use crate::params::Params;
+use crate::pool::{size_class, Pool, PoolStats};
+use crate::tune::Autotuner;
+use plies_core::{Device, Error, Result};
+use std::collections::VecDeque;
+use std::fmt;
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// Dispatches per submitted batch.
+const MAX_BATCH: u32 = 128;
+/// Bytes of parameter blocks per batch.
+const ARENA_BYTES: u64 = 1 << 20;
+/// Submitted batches allowed to run ahead of the host before it waits for the oldest.
+const MAX_IN_FLIGHT: usize = 16;
+/// Threads per workgroup of the elementwise kernels (WG in common.wgsl).
+pub(crate) const WG: u32 = 256;
+/// Element indices in WGSL are u32; leave room for grid-stride arithmetic.
+const MAX_ELEMS: u64 = (u32::MAX as u64) - (1 << 26);
+
+pub(crate) struct Batch {
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    params: Vec<u8>,
+    arena: wgpu::Buffer,
+    dispatches: u32,
+    in_flight: VecDeque<wgpu::SubmissionIndex>,
+}
+
+/// What went wrong on the device outside any call: a lost device or an error that wgpu
+/// reported to no scope. Surfaced by the next op or readback.
+#[derive(Default)]
+struct Faults {
+    lost: Option<String>,
+    uncaptured: Option<String>,
+}
+
+pub struct GpuBackend {
+    me: Weak<GpuBackend>,
+    index: usize,
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) info: wgpu::AdapterInfo,
+    pub(crate) is_cpu: bool,
+    description: String,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) pipelines: PipelineCache,
+    pool: Mutex<Pool>,
+    pub(crate) batch: Mutex<Batch>,
+    /// Serial number of the open batch.
+    serial: AtomicU64,
+    /// Index errors found by kernels: [count, op code, index, size] (see index.wgsl).
+    pub(crate) status: wgpu::Buffer,
+    pub(crate) staging: Mutex<Option<wgpu::Buffer>>,
+    faults: Arc<Mutex<Faults>>,
+    lost: Arc<AtomicBool>,
+    /// The largest buffer one binding may hold, and the limit's name for error messages.
+    pub(crate) max_bytes: u64,
+    limit_name: &'static str,
+    align: u64,
+    timeout: Duration,
+    pub(crate) tuner: Autotuner,
+}
+
+impl fmt::Debug for GpuBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GpuBackend(gpu:{}, {})", self.index, self.description)
+    }
+}
+
+fn pool_limit() -> u64 {
+    std::env::var("PLIES_GPU_CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok()).map(|mb| mb << 20).unwrap_or(4 << 30)
+}
+
+impl GpuBackend {
+    /// Open adapter `index` of [`adapters`] with the adapter's own limits.
+    pub fn new(index: usize) -> Result<Arc<GpuBackend>> {
+        let dev = Device::Gpu(index);
+        let list = adapters();
+        let entry: &AdapterEntry = list.get(index).ok_or_else(|| Error::NoDevice {
+            device: dev,
+            msg: if list.is_empty() {
+                "wgpu found no GPU adapter (no Vulkan, Metal, DX12 or GL driver with compute shaders)".into()
+            } else {
+                let names: Vec<String> =
+                    list.iter().enumerate().map(|(i, e)| format!("gpu:{i} {}", e.describe())).collect();
+                format!("there are {} adapters: {}", list.len(), names.join("; "))
+            },
+        })?;
+        let limits = entry.adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("plies"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(entry.adapter.request_device(&desc))
+            .map_err(|e| Error::NoDevice { device: dev, msg: format!("{}: {e}", entry.describe()) })?;
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let lost = Arc::new(AtomicBool::new(false));
+        {
+            let (faults, lost) = (faults.clone(), lost.clone());
+            device.set_device_lost_callback(move |reason, msg| {
+                lost.store(true, Ordering::SeqCst);
+                faults.lock().unwrap().lost.get_or_insert(format!("device lost ({reason:?}): {msg}"));
+            });
+        }
+        {
+            let faults = faults.clone();
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let msg = match &e {
+                    wgpu::Error::OutOfMemory { .. } => "out of GPU memory".to_string(),
+                    other => other.to_string(),
+                };
+                faults.lock().unwrap().uncaptured.get_or_insert(msg);
+            }));
+        }
+        let (max_bytes, limit_name) = if limits.max_storage_buffer_binding_size <= limits.max_buffer_size {
+            (limits.max_storage_buffer_binding_size, "max_storage_buffer_binding_size")
+        } else {
+            (limits.max_buffer_size, "max_buffer_size")
+        };
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let arena = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("plies params"),
+            size: ARENA_BYTES,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let status = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("plies status"),
+            size: 256,
+            usage,
+            mapped_at_creation: false,
+        });
+        let timeout = std::env::var("PLIES_GPU_TIMEOUT_S").ok().and_then(|v| v.parse().ok()).unwrap_or(600u64);
+        let is_cpu = entry.is_cpu();
+        Ok(Arc::new_cyclic(|me| GpuBackend {
+            me: me.clone(),
+            index,
+            device,
+            queue,
+            info: entry.info.clone(),
+            is_cpu,
+            description: entry.describe(),
+            align: limits.min_storage_buffer_offset_alignment.max(4) as u64,
+            limits,
+            pipelines: PipelineCache::default(),
+            pool: Mutex::new(Pool::new(pool_limit(), max_bytes)),
+            batch: Mutex::new(Batch {
+                encoder: None,
+                pass: None,
+                params: Vec::new(),
+                arena,
+                dispatches: 0,
+                in_flight: VecDeque::new(),
+            }),
+            serial: AtomicU64::new(1),
+            status,
+            staging: Mutex::new(None),
+            faults,
+            lost,
+            max_bytes,
+            limit_name,
+            timeout: Duration::from_secs(timeout),
+            tuner: Autotuner::new(&entry.info, is_cpu),
+        }))
+    }
+
+    pub(crate) fn arc(&self) -> Arc<GpuBackend> {
+        self.me.upgrade().expect("the GPU backend is alive while its methods run")
+    }
+
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    pub fn dev(&self) -> Device {
+        Device::Gpu(self.index)
+    }
+
+    /// The adapter: name, API, kind and driver.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.lock().unwrap().stats()
+    }
+
+    /// Free every cached buffer.
+    pub fn trim_pool(&self) {
+        self.pool.lock().unwrap().trim();
+    }
+
+    /// Bound the bytes the pool keeps for reuse.
+    pub fn set_pool_limit(&self, bytes: u64) {
+        self.pool.lock().unwrap().set_limit(bytes);
+    }
+
+    /// Number of distinct compiled pipelines (each compiled once).
+    pub fn compiled_pipelines(&self) -> usize {
+        self.pipelines.compiled()
+    }
+
+    pub(crate) fn err(&self, msg: impl Into<String>) -> Error {
+        Error::Backend { device: self.dev(), msg: msg.into() }
+    }
+
+    /// Fail fast on a lost device, and report an error wgpu raised outside any scope.
+    pub(crate) fn check_faults(&self) -> Result<()> {
+        let mut f = self.faults.lock().unwrap();
+        if let Some(l) = &f.lost {
+            return Err(self.err(format!("{} on {}", l, self.description)));
+        }
+        if let Some(e) = f.uncaptured.take() {
+            return Err(self.err(format!("{e} (on {})", self.description)));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    // === Memory ===
+
+    /// A buffer for `elems` 32-bit elements. `host_write` when the caller fills it with
+    /// `queue.write_buffer` (see the pool's notes).
+    pub(crate) fn alloc(&self, op: &'static str, elems: usize, host_write: bool) -> Result<(wgpu::Buffer, u64)> {
+        self.check_faults()?;
+        let bytes = elems as u64 * 4;
+        if bytes > self.max_bytes {
+            return Err(Error::TooLarge { op, bytes, limit: self.max_bytes, what: self.limit_name });
+        }
+        if elems as u64 > MAX_ELEMS {
+            return Err(Error::TooLarge { op, bytes, limit: MAX_ELEMS * 4, what: "u32 element index range of WGSL" });
+        }
+        let class = size_class(bytes, self.max_bytes);
+        let open = self.serial.load(Ordering::SeqCst);
+        if let Some(b) = self.pool.lock().unwrap().take(class, host_write.then_some(open)) {
+            return Ok((b, class));
+        }
+        let create = || {
+            let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let b = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: class,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            match pollster::block_on(scope.pop()) {
+                None => Ok(b),
+                Some(e) => Err(e),
+            }
+        };
+        let buffer = match create() {
+            Ok(b) => b,
+            Err(_) => {
+                // Give the cache back to the driver and try once more.
+                self.pool.lock().unwrap().trim();
+                self.wait_idle()?;
+                create().map_err(|e| {
+                    let s = self.pool_stats();
+                    self.err(format!(
+                        "out of GPU memory in {op}: allocating {class} bytes with {} bytes live on {} ({e})",
+                        s.live, self.description
+                    ))
+                })?
+            }
+        };
+        self.pool.lock().unwrap().created(class);
+        Ok((buffer, class))
+    }
+
+    pub(crate) fn release(&self, buffer: wgpu::Buffer, class: u64) {
+        let open = self.serial.load(Ordering::SeqCst);
+        self.pool.lock().unwrap().give(buffer, class, open);
+    }
+
+    // === Recording and submitting ===
+
+    /// Workgroups for a grid-stride loop over `n` items.
+    pub(crate) fn groups(&self, n: usize) -> u32 {
+        (n.div_ceil(WG as usize).max(1) as u64).min(self.limits.max_compute_workgroups_per_dimension as u64) as u32
+    }
+
+    /// Record one dispatch of `kernel` with its parameter block and the buffers bound at
+    /// the given binding numbers (binding 0 is the parameter block).
+    pub(crate) fn run(
+        &self,
+        kernel: &Kernel,
+        params: &Params,
+        binds: &[(u32, &wgpu::Buffer)],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        self.check_faults()?;
+        if groups.iter().any(|&g| g == 0) {
+            return Ok(());
+        }
+        let compiled = self.pipelines.get(&self.device, self.dev(), kernel)?;
+        let bytes = params.bytes();
+        let mut b = self.batch.lock().unwrap();
+        let start = (b.params.len() as u64).next_multiple_of(self.align);
+        if start + bytes.len() as u64 > ARENA_BYTES || b.dispatches >= MAX_BATCH {
+            self.flush_locked(&mut b)?;
+        }
+        let start = (b.params.len() as u64).next_multiple_of(self.align);
+        b.params.resize(start as usize, 0);
+        b.params.extend_from_slice(bytes);
+        let arena = b.arena.clone();
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &arena,
+                offset: start,
+                size: NonZeroU64::new(bytes.len() as u64),
+            }),
+        }];
+        entries.extend(
+            binds.iter().map(|&(binding, buf)| wgpu::BindGroupEntry { binding, resource: buf.as_entire_binding() }),
+        );
+        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &compiled.layout,
+            entries: &entries,
+        });
+        let pass = b.pass(&self.device);
+        pass.set_pipeline(&compiled.pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        b.dispatches += 1;
+        drop(b);
+        // wgpu validates as it records: a mistake shows up here, naming the kernel.
+        self.check_faults().map_err(|e| self.err(format!("{}::{}: {e}", kernel.family.name(), kernel.entry)))
+    }
+
+    /// Submit the open batch without waiting. Returns its submission, if it had work.
+    pub(crate) fn flush(&self) -> Result<Option<wgpu::SubmissionIndex>> {
+        let mut b = self.batch.lock().unwrap();
+        self.flush_locked(&mut b)
+    }
+
+    pub(crate) fn flush_locked(&self, b: &mut Batch) -> Result<Option<wgpu::SubmissionIndex>> {
+        b.pass = None;
+        let Some(enc) = b.encoder.take() else { return Ok(None) };
+        if !b.params.is_empty() {
+            self.queue.write_buffer(&b.arena, 0, &b.params);
+            b.params.clear();
+        }
+        let idx = self.queue.submit([enc.finish()]);
+        self.serial.fetch_add(1, Ordering::SeqCst);
+        b.dispatches = 0;
+        b.in_flight.push_back(idx.clone());
+        while b.in_flight.len() > MAX_IN_FLIGHT {
+            let oldest = b.in_flight.pop_front().unwrap();
+            self.wait_for(Some(oldest))?;
+        }
+        Ok(Some(idx))
+    }
+
+    /// Block until `index` (or everything submitted) has run.
+    pub(crate) fn wait_for(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        match self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(self.timeout) }) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.check_faults()?;
+                Err(self.err(format!("waiting for the GPU ({}): {e}", self.description)))
+            }
+        }
+    }
+
+    /// Submit and wait for all work.
+    pub(crate) fn wait_idle(&self) -> Result<()> {
+        let idx = {
+            let mut b = self.batch.lock().unwrap();
+            let idx = self.flush_locked(&mut b)?;
+            b.in_flight.clear();
+            idx
+        };
+        self.wait_for(idx)
+    }
+
+    /// The command encoder of the open batch, outside any compute pass (for copies).
+    pub(crate) fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
+        let mut b = self.batch.lock().unwrap();
+        b.pass = None;
+        let enc = b.encoder.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+        f(enc)
+    }
+}
+
+impl Batch {
+    fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
+        if self.pass.is_none() {
+            let enc = self.encoder.get_or_insert_with(|| device.create_command_encoder(&Default::default()));
+            self.pass = Some(enc.begin_compute_pass(&Default::default()).forget_lifetime());
+        }
+        self.pass.as_mut().unwrap()
+    }
+}

@@ -1,0 +1,58 @@
+//! plies-shaders: the GPU backend of Plies, WGSL compute kernels on wgpu (Vulkan, Metal,
+//! DX12; GL where that is all there is).
+//!
+//! [`register`] installs the backend in plies-core, after which `Device::Gpu(i)` resolves
+//! to adapter `i` of [`adapters`] (best first). Every `Backend` op has a kernel in
+//! `src/wgsl/<family>.wgsl`, reads its inputs through their strides (transposes, slices and
+//! broadcasts cost no copy) and writes a fresh contiguous output. Work is recorded into
+//! batches and submitted asynchronously; only reading a value back waits.
+
+mod adapters;
+mod backend;
+mod gpu;
+mod kernels;
+mod ops;
+mod params;
+mod pool;
+mod storage;
+mod transfer;
+mod tune;
+
+pub use adapters::{adapters, best_real_gpu, AdapterEntry};
+pub use gpu::GpuBackend;
+pub use ops::MatmulConfig;
+pub use pool::PoolStats;
+pub use storage::GpuStorage;
+pub use tune::{ShapeClass, TuneReport};
+
+use plies_core::{Backend, Device, Error, Result};
+use std::sync::{Arc, Mutex};
+
+/// Open (once per process) the backend of adapter `index`.
+pub fn gpu(index: usize) -> Result<Arc<GpuBackend>> {
+    static OPEN: Mutex<Vec<(usize, std::result::Result<Arc<GpuBackend>, Error>)>> = Mutex::new(Vec::new());
+    let mut open = OPEN.lock().unwrap();
+    if let Some((_, r)) = open.iter().find(|(i, _)| *i == index) {
+        return r.clone();
+    }
+    let r = GpuBackend::new(index);
+    open.push((index, r.clone()));
+    r
+}
+
+fn factory(index: usize) -> Result<Arc<dyn Backend>> {
+    Ok(gpu(index)? as Arc<dyn Backend>)
+}
+
+/// Install this crate as plies-core's GPU backend (idempotent).
+pub fn register() {
+    plies_core::backend::register_gpu(factory);
+}
+
+/// The backend behind `device`, if it is a GPU of this crate.
+pub fn gpu_of(device: Device) -> Option<Arc<GpuBackend>> {
+    match device {
+        Device::Gpu(i) => gpu(i).ok(),
+        Device::Cpu => None,
+    }
+}
