@@ -34,7 +34,13 @@ macro_rules! device_tests {
 
 #[path = "conformance/elementwise.rs"]
 mod elementwise;
+#[path = "conformance/fused.rs"]
+mod fused;
+#[path = "conformance/index.rs"]
+mod index;
 #[path = "conformance/matmul.rs"]
 mod matmul;
+#[path = "conformance/random.rs"]
+mod random;
 #[path = "conformance/reduce.rs"]
 mod reduce;

@@ -3,7 +3,7 @@
 use crate::gpu::GpuBackend;
 use plies_core::backend::{AdamWStep, CrossEntropyOpts, MemoryStats, NormGrads, NormOut, Storage, StorageBox, View};
 use plies_core::cpu::CpuStorage;
-use plies_core::{Backend, BinaryOp, DType, Device, Distribution, Error, Layout, NormKind, ReduceOp, Result, UnaryOp};
+use plies_core::{Backend, BinaryOp, DType, Device, Distribution, Layout, NormKind, ReduceOp, Result, UnaryOp};
 
 fn boxed(s: crate::storage::GpuStorage) -> StorageBox {
     Box::new(s)
@@ -36,8 +36,7 @@ impl Backend for GpuBackend {
     }
 
     fn random(&self, len: usize, dtype: DType, dist: Distribution, key: u64) -> Result<StorageBox> {
-        let _ = (len, dtype, dist, key);
-        Err(Error::msg("todo"))
+        Ok(boxed(self.random_fill(len, dtype, dist, key)?))
     }
 
     fn download(&self, x: View) -> Result<CpuStorage> {
@@ -81,18 +80,15 @@ impl Backend for GpuBackend {
     }
 
     fn softmax(&self, x: View, log: bool) -> Result<StorageBox> {
-        let _ = (x, log);
-        Err(Error::msg("todo"))
+        Ok(boxed(self.softmax_view(x, log)?))
     }
 
     fn softmax_grad(&self, y: View, grad: View, log: bool) -> Result<StorageBox> {
-        let _ = (y, grad, log);
-        Err(Error::msg("todo"))
+        Ok(boxed(self.softmax_grad_view(y, grad, log)?))
     }
 
     fn norm(&self, kind: NormKind, x: View, weight: Option<View>, bias: Option<View>, eps: f64) -> Result<NormOut> {
-        let _ = (kind, x, weight, bias, eps);
-        Err(Error::msg("todo"))
+        self.norm_view(kind, x, weight, bias, eps)
     }
 
     fn norm_grad(
@@ -105,13 +101,12 @@ impl Backend for GpuBackend {
         rstd: View,
         grad: View,
     ) -> Result<NormGrads> {
-        let _ = (kind, x, weight, has_bias, mean, rstd, grad);
-        Err(Error::msg("todo"))
+        self.norm_grad_view(kind, x, weight, has_bias, mean, rstd, grad)
     }
 
     fn cross_entropy(&self, logits: View, targets: View, opts: CrossEntropyOpts) -> Result<(StorageBox, StorageBox)> {
-        let _ = (logits, targets, opts);
-        Err(Error::msg("todo"))
+        let (loss, lse) = self.cross_entropy_view(logits, targets, opts)?;
+        Ok((boxed(loss), boxed(lse)))
     }
 
     fn cross_entropy_grad(
@@ -122,28 +117,23 @@ impl Backend for GpuBackend {
         grad: View,
         opts: CrossEntropyOpts,
     ) -> Result<StorageBox> {
-        let _ = (logits, targets, lse, grad, opts);
-        Err(Error::msg("todo"))
+        Ok(boxed(self.cross_entropy_grad_view(logits, targets, lse, grad, opts)?))
     }
 
     fn index_select(&self, x: View, axis: usize, idx: View) -> Result<StorageBox> {
-        let _ = (x, axis, idx);
-        Err(Error::msg("todo"))
+        Ok(boxed(self.index_select_view(x, axis, idx)?))
     }
 
     fn index_add(&self, base: View, axis: usize, idx: View, src: View) -> Result<StorageBox> {
-        let _ = (base, axis, idx, src);
-        Err(Error::msg("todo"))
+        Ok(boxed(self.index_add_view(base, axis, idx, src)?))
     }
 
     fn gather(&self, x: View, axis: usize, idx: View) -> Result<StorageBox> {
-        let _ = (x, axis, idx);
-        Err(Error::msg("todo"))
+        Ok(boxed(self.gather_view(x, axis, idx)?))
     }
 
     fn scatter_add(&self, base: View, axis: usize, idx: View, src: View) -> Result<StorageBox> {
-        let _ = (base, axis, idx, src);
-        Err(Error::msg("todo"))
+        Ok(boxed(self.scatter_add_view(base, axis, idx, src)?))
     }
 
     fn adamw(
@@ -154,7 +144,7 @@ impl Backend for GpuBackend {
         v: View,
         hp: AdamWStep,
     ) -> Result<(StorageBox, StorageBox, StorageBox)> {
-        let _ = (param, grad, m, v, hp);
-        Err(Error::msg("todo"))
+        let (p, m, v) = self.adamw_view(param, grad, m, v, hp)?;
+        Ok((boxed(p), boxed(m), boxed(v)))
     }
 }

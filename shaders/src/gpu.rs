@@ -11,12 +11,13 @@ use crate::adapters::{adapters, AdapterEntry};
 use crate::kernels::{Kernel, PipelineCache};
 use crate::params::Params;
 use crate::pool::{size_class, Pool, PoolStats};
+use crate::status::{Slots, STATUS_BYTES};
 use crate::tune::Autotuner;
 use plies_core::{Device, Error, Result};
 use std::collections::VecDeque;
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ pub struct GpuBackend {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) info: wgpu::AdapterInfo,
-    pub(crate) is_cpu: bool,
+    is_cpu: bool,
     description: String,
     pub(crate) limits: wgpu::Limits,
     pub(crate) pipelines: PipelineCache,
@@ -62,11 +63,11 @@ pub struct GpuBackend {
     pub(crate) batch: Mutex<Batch>,
     /// Serial number of the open batch.
     serial: AtomicU64,
-    /// Index errors found by kernels: [count, op code, index, size] (see index.wgsl).
+    /// Index errors found by kernels, one slot per checked dispatch (see status.rs).
     pub(crate) status: wgpu::Buffer,
+    pub(crate) slots: Mutex<Slots>,
     pub(crate) staging: Mutex<Option<wgpu::Buffer>>,
     faults: Arc<Mutex<Faults>>,
-    lost: Arc<AtomicBool>,
     /// The largest buffer one binding may hold, and the limit's name for error messages.
     pub(crate) max_bytes: u64,
     limit_name: &'static str,
@@ -112,11 +113,9 @@ impl GpuBackend {
         let (device, queue) = pollster::block_on(entry.adapter.request_device(&desc))
             .map_err(|e| Error::NoDevice { device: dev, msg: format!("{}: {e}", entry.describe()) })?;
         let faults = Arc::new(Mutex::new(Faults::default()));
-        let lost = Arc::new(AtomicBool::new(false));
         {
-            let (faults, lost) = (faults.clone(), lost.clone());
+            let faults = faults.clone();
             device.set_device_lost_callback(move |reason, msg| {
-                lost.store(true, Ordering::SeqCst);
                 faults.lock().unwrap().lost.get_or_insert(format!("device lost ({reason:?}): {msg}"));
             });
         }
@@ -144,7 +143,7 @@ impl GpuBackend {
         });
         let status = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("plies status"),
-            size: 256,
+            size: STATUS_BYTES,
             usage,
             mapped_at_creation: false,
         });
@@ -161,7 +160,7 @@ impl GpuBackend {
             align: limits.min_storage_buffer_offset_alignment.max(4) as u64,
             limits,
             pipelines: PipelineCache::default(),
-            pool: Mutex::new(Pool::new(pool_limit(), max_bytes)),
+            pool: Mutex::new(Pool::new(pool_limit())),
             batch: Mutex::new(Batch {
                 encoder: None,
                 pass: None,
@@ -172,9 +171,9 @@ impl GpuBackend {
             }),
             serial: AtomicU64::new(1),
             status,
+            slots: Mutex::new(Slots::new()),
             staging: Mutex::new(None),
             faults,
-            lost,
             max_bytes,
             limit_name,
             timeout: Duration::from_secs(timeout),
@@ -238,8 +237,9 @@ impl GpuBackend {
         Ok(())
     }
 
-    pub(crate) fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
+    /// A software adapter (lavapipe, WARP): right answers, no speed.
+    pub fn is_software(&self) -> bool {
+        self.is_cpu
     }
 
     // === Memory ===
@@ -313,13 +313,54 @@ impl GpuBackend {
         binds: &[(u32, &wgpu::Buffer)],
         groups: [u32; 3],
     ) -> Result<()> {
+        self.record(kernel, params, binds, groups, false)
+    }
+
+    /// `run` for a kernel that checks indices: it also gets a status slot (binding 15).
+    pub(crate) fn run_checked(
+        &self,
+        kernel: &Kernel,
+        params: &Params,
+        binds: &[(u32, &wgpu::Buffer)],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        self.record(kernel, params, binds, groups, true)
+    }
+
+    fn record(
+        &self,
+        kernel: &Kernel,
+        params: &Params,
+        binds: &[(u32, &wgpu::Buffer)],
+        groups: [u32; 3],
+        checked: bool,
+    ) -> Result<()> {
         self.check_faults()?;
-        if groups.iter().any(|&g| g == 0) {
+        if groups.contains(&0) {
             return Ok(());
         }
         let compiled = self.pipelines.get(&self.device, self.dev(), kernel)?;
-        let bytes = params.bytes();
+        let mut params = params.clone();
         let mut b = self.batch.lock().unwrap();
+        if checked {
+            let slot = self.slots.lock().unwrap().acquire();
+            let slot = match slot {
+                Some(s) => s,
+                None => {
+                    // Every slot awaits a readback: read the status now to free them.
+                    drop(b);
+                    self.sync()?;
+                    b = self.batch.lock().unwrap();
+                    self.slots
+                        .lock()
+                        .unwrap()
+                        .acquire()
+                        .ok_or_else(|| self.err("no free status slot after a readback"))?
+                }
+            };
+            params = params.word(15, slot);
+        }
+        let bytes = params.bytes();
         let start = (b.params.len() as u64).next_multiple_of(self.align);
         if start + bytes.len() as u64 > ARENA_BYTES || b.dispatches >= MAX_BATCH {
             self.flush_locked(&mut b)?;
@@ -339,6 +380,9 @@ impl GpuBackend {
         entries.extend(
             binds.iter().map(|&(binding, buf)| wgpu::BindGroupEntry { binding, resource: buf.as_entire_binding() }),
         );
+        if checked {
+            entries.push(wgpu::BindGroupEntry { binding: 15, resource: self.status.as_entire_binding() });
+        }
         let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &compiled.layout,
@@ -352,12 +396,6 @@ impl GpuBackend {
         drop(b);
         // wgpu validates as it records: a mistake shows up here, naming the kernel.
         self.check_faults().map_err(|e| self.err(format!("{}::{}: {e}", kernel.family.name(), kernel.entry)))
-    }
-
-    /// Submit the open batch without waiting. Returns its submission, if it had work.
-    pub(crate) fn flush(&self) -> Result<Option<wgpu::SubmissionIndex>> {
-        let mut b = self.batch.lock().unwrap();
-        self.flush_locked(&mut b)
     }
 
     pub(crate) fn flush_locked(&self, b: &mut Batch) -> Result<Option<wgpu::SubmissionIndex>> {
@@ -400,12 +438,25 @@ impl GpuBackend {
         self.wait_for(idx)
     }
 
-    /// The command encoder of the open batch, outside any compute pass (for copies).
-    pub(crate) fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
+    /// Record copies into the open batch (outside any compute pass) and submit it; `f` also
+    /// gets the status slots that the submission covers (see status.rs).
+    pub(crate) fn copy_and_submit(
+        &self,
+        check_status: bool,
+        f: impl FnOnce(&mut wgpu::CommandEncoder, &[usize]),
+    ) -> Result<(Option<wgpu::SubmissionIndex>, Vec<usize>)> {
         let mut b = self.batch.lock().unwrap();
         b.pass = None;
+        let checking = if check_status { self.slots.lock().unwrap().begin_check() } else { Vec::new() };
         let enc = b.encoder.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
-        f(enc)
+        f(enc, &checking);
+        match self.flush_locked(&mut b) {
+            Ok(idx) => Ok((idx, checking)),
+            Err(e) => {
+                self.slots.lock().unwrap().abandon(&checking);
+                Err(e)
+            }
+        }
     }
 }
 

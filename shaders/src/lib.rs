@@ -14,6 +14,7 @@ mod kernels;
 mod ops;
 mod params;
 mod pool;
+mod status;
 mod storage;
 mod transfer;
 mod tune;
@@ -25,12 +26,15 @@ pub use pool::PoolStats;
 pub use storage::GpuStorage;
 pub use tune::{ShapeClass, TuneReport};
 
-use plies_core::{Backend, Device, Error, Result};
+use plies_core::{Backend, Device, Result};
 use std::sync::{Arc, Mutex};
+
+/// Each adapter opened so far, or why it could not be.
+type Opened = Vec<(usize, Result<Arc<GpuBackend>>)>;
 
 /// Open (once per process) the backend of adapter `index`.
 pub fn gpu(index: usize) -> Result<Arc<GpuBackend>> {
-    static OPEN: Mutex<Vec<(usize, std::result::Result<Arc<GpuBackend>, Error>)>> = Mutex::new(Vec::new());
+    static OPEN: Mutex<Opened> = Mutex::new(Vec::new());
     let mut open = OPEN.lock().unwrap();
     if let Some((_, r)) = open.iter().find(|(i, _)| *i == index) {
         return r.clone();

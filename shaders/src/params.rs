@@ -45,6 +45,13 @@ impl Params {
         self
     }
 
+    /// Set one header word.
+    pub(crate) fn word(mut self, i: usize, v: u32) -> Self {
+        debug_assert!(i < HEADER);
+        self.words[i] = v;
+        self
+    }
+
     /// Set the rank word alone (for families with their own tail layout).
     pub(crate) fn rank(mut self, r: usize) -> Self {
         self.words[1] = r as u32;

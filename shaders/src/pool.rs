@@ -44,8 +44,6 @@ pub(crate) struct Pool {
     free: HashMap<u64, Vec<Cached>>,
     stats: PoolStats,
     stamp: u64,
-    /// Largest single buffer (the device's binding limit).
-    max_bytes: u64,
 }
 
 /// The class a request of `bytes` is served from.
@@ -63,8 +61,8 @@ pub(crate) fn size_class(bytes: u64, max_bytes: u64) -> u64 {
 }
 
 impl Pool {
-    pub(crate) fn new(limit: u64, max_bytes: u64) -> Self {
-        Pool { free: HashMap::new(), stats: PoolStats { limit, ..Default::default() }, stamp: 0, max_bytes }
+    pub(crate) fn new(limit: u64) -> Self {
+        Pool { free: HashMap::new(), stats: PoolStats { limit, ..Default::default() }, stamp: 0 }
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
@@ -144,10 +142,6 @@ impl Pool {
     pub(crate) fn set_limit(&mut self, limit: u64) {
         self.stats.limit = limit;
         while self.stats.cached > limit && self.evict_oldest() {}
-    }
-
-    pub(crate) fn max_bytes(&self) -> u64 {
-        self.max_bytes
     }
 }
 

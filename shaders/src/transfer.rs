@@ -6,6 +6,7 @@
 //! staging buffer, so an index error recorded by any earlier op is reported here.
 
 use crate::gpu::GpuBackend;
+use crate::status::STATUS_BYTES;
 use crate::storage::GpuStorage;
 use plies_core::backend::{StorageBox, View};
 use plies_core::cpu::{CpuData, CpuStorage};
@@ -15,7 +16,7 @@ use std::mem::MaybeUninit;
 /// Largest readback chunk; bigger views are read in several rounds.
 const CHUNK: u64 = 64 << 20;
 /// The status words sit at the start of the staging buffer, the data after them.
-const DATA_AT: u64 = 256;
+const DATA_AT: u64 = STATUS_BYTES;
 /// Copies below this many bytes stay on one thread.
 const PAR_BYTES: usize = 4 << 20;
 
@@ -39,9 +40,6 @@ fn copy_uninit(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
     // SAFETY: MaybeUninit<u8> has the layout of u8 and the lengths match.
     unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr() as *mut u8, src.len()) }
 }
-
-/// The status words a kernel writes on a bad index: [count, op, index, size].
-pub(crate) const STATUS_OPS: [&str; 6] = ["", "index_select", "index_add", "gather", "scatter_add", "cross_entropy"];
 
 impl GpuBackend {
     pub(crate) fn upload_data(&self, data: &CpuStorage) -> Result<StorageBox> {
@@ -76,7 +74,8 @@ impl GpuBackend {
                 return b.clone();
             }
         }
-        let size = need.max(DATA_AT + (1 << 20)).min(DATA_AT + CHUNK).max(need);
+        // need <= DATA_AT + CHUNK; small first requests still get a useful buffer.
+        let size = need.max(DATA_AT + (1 << 20));
         let b = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("plies readback"),
             size,
@@ -87,53 +86,45 @@ impl GpuBackend {
         b
     }
 
-    /// Copy `bytes` bytes at `offset` of `src` (and the status words) to the host, calling
-    /// `sink(status, data)` for each chunk in order.
+    /// Copy `total` bytes at byte `start` of `buffer` to the host, handing each chunk to
+    /// `sink` in order; the same submissions carry the status words of recorded slots.
+    /// Returns the current thread's index error, if any surfaced.
     fn read_back(&self, src: Option<(&wgpu::Buffer, u64, u64)>, mut sink: impl FnMut(&[u8])) -> Result<()> {
         let mut guard = self.staging.lock().unwrap();
-        let (buffer, start, total) = match src {
-            Some(s) => s,
-            None => (&self.status, 0, 0),
-        };
+        let (buffer, start, total) = src.unwrap_or((&self.status, 0, 0));
         let mut done = 0u64;
-        let mut status = [0u32; 4];
         loop {
             let n = (total - done).min(CHUNK);
             let staging = self.staging(&mut guard, n);
-            let first = done == 0;
-            self.with_encoder(|enc| {
-                if first {
-                    enc.copy_buffer_to_buffer(&self.status, 0, &staging, 0, 16);
+            let (idx, checking) = self.copy_and_submit(done == 0, |enc, checking| {
+                if !checking.is_empty() {
+                    enc.copy_buffer_to_buffer(&self.status, 0, &staging, 0, STATUS_BYTES);
                 }
                 if n > 0 {
                     enc.copy_buffer_to_buffer(buffer, start + done, &staging, DATA_AT, n);
                 }
-            });
-            let idx = self.flush()?;
-            let (tx, rx) = std::sync::mpsc::channel();
-            let end = DATA_AT + n.next_multiple_of(4);
-            staging.slice(0..end).map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
-            self.wait_for(idx)?;
-            match rx.try_recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(self.err(format!("mapping the readback buffer: {e}"))),
-                Err(_) => {
-                    self.check_faults()?;
-                    return Err(self.err("the readback buffer was not mapped after the GPU finished"));
-                }
+            })?;
+            if checking.is_empty() && n == 0 {
+                // Nothing to copy: just wait for the work submitted so far.
+                self.wait_for(idx)?;
+                break;
             }
-            {
-                let view = staging
-                    .slice(0..end)
-                    .get_mapped_range()
-                    .map_err(|e| self.err(format!("reading the readback buffer: {e}")))?;
-                if first {
-                    status.copy_from_slice(bytemuck::cast_slice(&view[..16]));
+            let mapped = self.map_wait(&staging, DATA_AT + n, idx);
+            let view = match mapped {
+                Ok(v) => v,
+                Err(e) => {
+                    self.slots.lock().unwrap().abandon(&checking);
+                    return Err(e);
                 }
-                sink(&view[DATA_AT as usize..(DATA_AT + n) as usize]);
+            };
+            if !checking.is_empty() {
+                let words: &[u32] = bytemuck::cast_slice(&view[..STATUS_BYTES as usize]);
+                self.slots.lock().unwrap().finish_check(&checking, words, |s| {
+                    self.queue.write_buffer(&self.status, s as u64 * 16, &[0u8; 16]);
+                });
             }
+            sink(&view[DATA_AT as usize..(DATA_AT + n) as usize]);
+            drop(view);
             staging.unmap();
             done += n;
             if done >= total {
@@ -142,19 +133,39 @@ impl GpuBackend {
         }
         drop(guard);
         self.check_faults()?;
-        self.check_status(status)
-    }
-
-    fn check_status(&self, status: [u32; 4]) -> Result<()> {
-        if status[0] == 0 {
-            return Ok(());
+        match self.slots.lock().unwrap().take_error() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        self.queue.write_buffer(&self.status, 0, &[0u8; 16]);
-        let op = STATUS_OPS.get(status[1] as usize).copied().unwrap_or("gpu kernel");
-        Err(Error::IndexOutOfRange { op, index: status[2] as i32 as i64, size: status[3] as usize })
     }
 
-    /// Submit everything, wait, and report device faults and kernel index errors.
+    /// Map the first `len` bytes of `staging` once submission `idx` has run.
+    fn map_wait(
+        &self,
+        staging: &wgpu::Buffer,
+        len: u64,
+        idx: Option<wgpu::SubmissionIndex>,
+    ) -> Result<wgpu::BufferView> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(0..len.next_multiple_of(4)).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait_for(idx)?;
+        match rx.try_recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.err(format!("mapping the readback buffer: {e}"))),
+            Err(_) => {
+                self.check_faults()?;
+                return Err(self.err("the readback buffer was not mapped after the GPU finished"));
+            }
+        }
+        staging
+            .slice(0..len.next_multiple_of(4))
+            .get_mapped_range()
+            .map_err(|e| self.err(format!("reading the readback buffer: {e}")))
+    }
+
+    /// Submit everything, wait, and report device faults and this thread's index errors.
     pub(crate) fn sync(&self) -> Result<()> {
         self.check_faults()?;
         self.read_back(None, |_| {})

@@ -163,3 +163,39 @@ pub fn odd_shapes() -> Vec<Vec<usize>> {
         vec![257],
     ]
 }
+
+use plies::autodiff::Tensor;
+
+/// Compare a differentiable function on both sides: `f` gets the inputs as parameters
+/// (f32 on the device, f64 on the CPU) and returns an output; the loss is the sum of the
+/// output times fixed random weights, so every output element gets its own upstream
+/// gradient. Checks the output and every input's gradient.
+pub fn check_grads(
+    what: &str,
+    inputs: &[Pair],
+    rtol: f64,
+    atol: f64,
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+) -> Result<()> {
+    let run = |arrays: Vec<Array>| -> Result<(Array, Vec<Array>)> {
+        let params: Vec<Tensor> = arrays.into_iter().map(Tensor::param).collect();
+        let out = f(&params)?;
+        let v = out.value();
+        let w = Array::from_vec(values(v.elem_count(), 4242, -1.0, 1.0), v.shape().clone(), Device::Cpu)?
+            .to_dtype(v.dtype())?
+            .to_device(v.device())?;
+        out.try_mul(&Tensor::new(w))?.try_sum_all()?.backward()?;
+        let grads = params
+            .iter()
+            .map(|p| p.grad().ok_or_else(|| plies::core::Error::msg(format!("{what}: an input got no gradient"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((v, grads))
+    };
+    let (dv, dg) = run(inputs.iter().map(|p| p.dev.clone()).collect())?;
+    let (cv, cg) = run(inputs.iter().map(|p| p.cpu.clone()).collect())?;
+    Pair { dev: dv, cpu: cv }.check(&format!("{what}: value"), rtol, atol)?;
+    for (i, (d, c)) in dg.into_iter().zip(cg).enumerate() {
+        Pair { dev: d, cpu: c }.check(&format!("{what}: grad of input {i}"), rtol, atol)?;
+    }
+    Ok(())
+}

@@ -43,12 +43,12 @@ impl MatmulConfig {
     /// Whether the kernel can be built with this tile on a device with these limits.
     pub fn fits(&self, limits: &wgpu::Limits) -> bool {
         let t = self.threads();
-        self.tm % 4 == 0
-            && self.tn % 4 == 0
-            && self.bm % self.tm == 0
-            && self.bn % self.tn == 0
-            && (self.bm * self.bk) % t == 0
-            && (self.bn * self.bk) % t == 0
+        self.tm.is_multiple_of(4)
+            && self.tn.is_multiple_of(4)
+            && self.bm.is_multiple_of(self.tm)
+            && self.bn.is_multiple_of(self.tn)
+            && (self.bm * self.bk).is_multiple_of(t)
+            && (self.bn * self.bk).is_multiple_of(t)
             && t <= limits.max_compute_invocations_per_workgroup
             && t <= limits.max_compute_workgroup_size_x
             && (self.bm + self.bn) * self.bk * 4 <= limits.max_compute_workgroup_storage_size

@@ -56,3 +56,55 @@ fn inf() -> f32 {
 fn grid_step(nwg: vec3<u32>) -> u32 {
     return nwg.x * WG;
 }
+
+// Index errors: a kernel that meets an out-of-range index records the first one in its
+// status slot (word 15 of the parameter block) and skips the access; the host reads the
+// slot with the next readback and returns an IndexOutOfRange error naming the op to the
+// thread that issued it (codes and bookkeeping in status.rs).
+@group(0) @binding(15) var<storage, read_write> status: array<atomic<u32>>;
+
+fn report(op: u32, index: i32, size: u32) {
+    let at = prm[15] * 4u;
+    if (atomicAdd(&status[at], 1u) == 0u) {
+        atomicStore(&status[at + 1u], op);
+        atomicStore(&status[at + 2u], bitcast<u32>(index));
+        atomicStore(&status[at + 3u], size);
+    }
+}
+
+// Shared-memory tree reductions over a workgroup of WG threads. Call from uniform
+// control flow; every thread gets the result.
+var<workgroup> red_f: array<f32, 256>;
+
+fn wg_sum(tid: u32, v: f32) -> f32 {
+    red_f[tid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (tid < s) {
+            red_f[tid] = red_f[tid] + red_f[tid + s];
+        }
+        workgroupBarrier();
+    }
+    let r = red_f[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn wg_max(tid: u32, v: f32) -> f32 {
+    red_f[tid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (tid < s) {
+            red_f[tid] = max(red_f[tid], red_f[tid + s]);
+        }
+        workgroupBarrier();
+    }
+    let r = red_f[0];
+    workgroupBarrier();
+    return r;
+}
+
+// Row kernels take one workgroup per row over a 2-d grid of workgroups.
+fn group_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wg.y * nwg.x + wg.x;
+}
