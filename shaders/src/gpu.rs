@@ -49,6 +49,16 @@ struct Faults {
     uncaptured: Option<String>,
 }
 
+/// How much work a backend has done: kernels recorded, batches submitted, host waits for
+/// readback or synchronisation, and distinct pipelines compiled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub dispatches: u64,
+    pub submissions: u64,
+    pub readbacks: u64,
+    pub pipelines: u64,
+}
+
 pub struct GpuBackend {
     me: Weak<GpuBackend>,
     index: usize,
@@ -63,6 +73,8 @@ pub struct GpuBackend {
     pub(crate) batch: Mutex<Batch>,
     /// Serial number of the open batch.
     serial: AtomicU64,
+    dispatches: AtomicU64,
+    readbacks: AtomicU64,
     /// Index errors found by kernels, one slot per checked dispatch (see status.rs).
     pub(crate) status: wgpu::Buffer,
     pub(crate) slots: Mutex<Slots>,
@@ -116,7 +128,8 @@ impl GpuBackend {
         {
             let faults = faults.clone();
             device.set_device_lost_callback(move |reason, msg| {
-                faults.lock().unwrap().lost.get_or_insert(format!("device lost ({reason:?}): {msg}"));
+                let detail = if msg.is_empty() { String::new() } else { format!(": {msg}") };
+                faults.lock().unwrap().lost.get_or_insert(format!("device lost ({reason:?}){detail}"));
             });
         }
         {
@@ -170,6 +183,8 @@ impl GpuBackend {
                 in_flight: VecDeque::new(),
             }),
             serial: AtomicU64::new(1),
+            dispatches: AtomicU64::new(0),
+            readbacks: AtomicU64::new(0),
             status,
             slots: Mutex::new(Slots::new()),
             staging: Mutex::new(None),
@@ -191,6 +206,11 @@ impl GpuBackend {
 
     pub fn dev(&self) -> Device {
         Device::Gpu(self.index)
+    }
+
+    /// A software adapter (lavapipe, WARP): right answers, no speed.
+    pub fn is_software(&self) -> bool {
+        self.is_cpu
     }
 
     /// The adapter: name, API, kind and driver.
@@ -221,25 +241,46 @@ impl GpuBackend {
         self.pipelines.compiled()
     }
 
+    /// Work counters since the device was opened.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            dispatches: self.dispatches.load(Ordering::Relaxed),
+            submissions: self.serial.load(Ordering::SeqCst) - 1,
+            readbacks: self.readbacks.load(Ordering::Relaxed),
+            pipelines: self.pipelines.compiled() as u64,
+        }
+    }
+
+    pub(crate) fn count_readback(&self) {
+        self.readbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The wgpu device (for interop, and for tests that need to break it).
+    pub fn wgpu_device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
     pub(crate) fn err(&self, msg: impl Into<String>) -> Error {
         Error::Backend { device: self.dev(), msg: msg.into() }
     }
 
     /// Fail fast on a lost device, and report an error wgpu raised outside any scope.
     pub(crate) fn check_faults(&self) -> Result<()> {
-        let mut f = self.faults.lock().unwrap();
-        if let Some(l) = &f.lost {
-            return Err(self.err(format!("{} on {}", l, self.description)));
+        let uncaptured = {
+            let mut f = self.faults.lock().unwrap();
+            if let Some(l) = &f.lost {
+                return Err(self.err(format!("{} on {}", l, self.description)));
+            }
+            f.uncaptured.take()
+        };
+        let Some(e) = uncaptured else { return Ok(()) };
+        // An error can be the first sign of a lost (or destroyed) device; wgpu announces the
+        // loss while polling, so poll once and prefer that diagnosis.
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        if let Some(l) = &self.faults.lock().unwrap().lost {
+            return Err(self.err(format!("{} on {} (first error: {e})", l, self.description)));
         }
-        if let Some(e) = f.uncaptured.take() {
-            return Err(self.err(format!("{e} (on {})", self.description)));
-        }
-        Ok(())
-    }
-
-    /// A software adapter (lavapipe, WARP): right answers, no speed.
-    pub fn is_software(&self) -> bool {
-        self.is_cpu
+        Err(self.err(format!("{e} (on {})", self.description)))
     }
 
     // === Memory ===
@@ -394,6 +435,7 @@ impl GpuBackend {
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         b.dispatches += 1;
         drop(b);
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
         // wgpu validates as it records: a mistake shows up here, naming the kernel.
         self.check_faults().map_err(|e| self.err(format!("{}::{}: {e}", kernel.family.name(), kernel.entry)))
     }

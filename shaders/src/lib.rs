@@ -20,7 +20,7 @@ mod transfer;
 mod tune;
 
 pub use adapters::{adapters, best_real_gpu, AdapterEntry};
-pub use gpu::GpuBackend;
+pub use gpu::{Counters, GpuBackend};
 pub use ops::MatmulConfig;
 pub use pool::PoolStats;
 pub use storage::GpuStorage;

@@ -90,6 +90,7 @@ impl GpuBackend {
     /// `sink` in order; the same submissions carry the status words of recorded slots.
     /// Returns the current thread's index error, if any surfaced.
     fn read_back(&self, src: Option<(&wgpu::Buffer, u64, u64)>, mut sink: impl FnMut(&[u8])) -> Result<()> {
+        self.count_readback();
         let mut guard = self.staging.lock().unwrap();
         let (buffer, start, total) = src.unwrap_or((&self.status, 0, 0));
         let mut done = 0u64;

@@ -161,3 +161,36 @@ impl GpuBackend {
         self.run(&k, &p.params, &[(1, a), (2, b), (3, out)], [gx as u32, gy as u32, p.batch.min(max) as u32])
     }
 }
+
+impl GpuBackend {
+    /// `lhs.matmul(rhs)` with a given tile, bypassing the autotuner (for tests and tuning
+    /// experiments). Shapes as in `Array::matmul` for rank >= 2 with equal batch dims.
+    pub fn matmul_with(
+        &self,
+        cfg: MatmulConfig,
+        lhs: &plies_core::Array,
+        rhs: &plies_core::Array,
+    ) -> Result<plies_core::Array> {
+        if !cfg.fits(&self.limits) {
+            return Err(plies_core::Error::invalid("matmul_with", format!("tile {cfg} does not fit this device")));
+        }
+        let (la, lb) = (lhs.layout(), rhs.layout());
+        let r = la.rank();
+        if r < 2 || lb.rank() != r || la.dims()[..r - 2] != lb.dims()[..r - 2] || la.dims()[r - 1] != lb.dims()[r - 2] {
+            return Err(plies_core::Error::ShapeMismatch {
+                op: "matmul_with",
+                lhs: lhs.shape().clone(),
+                rhs: rhs.shape().clone(),
+            });
+        }
+        let (sa, sb) = (self.gs("matmul", lhs.view())?, self.gs("matmul", rhs.view())?);
+        let p = MatmulProblem::new(la, lb);
+        let out = self.output("matmul", p.batch * p.m * p.n, DType::F32)?;
+        if p.batch * p.m * p.n > 0 {
+            self.matmul_run(&p, cfg, sa.buffer(), sb.buffer(), out.buffer())?;
+        }
+        let mut dims = la.dims()[..r - 2].to_vec();
+        dims.extend([p.m, p.n]);
+        Ok(plies_core::Array::from_storage(Box::new(out), dims))
+    }
+}
