@@ -21,10 +21,8 @@ impl Mlp {
             params.push(Tensor::param(Array::random([w[0], w[1]], dist, rng.next_key(), DType::F32, device)?));
             params.push(Tensor::param(Array::random([w[1]], dist, rng.next_key(), DType::F32, device)?));
         }
-        let state = params
-            .iter()
-            .map(|p| Ok((p.value().zeros_like()?, p.value().zeros_like()?)))
-            .collect::<Result<_>>()?;
+        let state =
+            params.iter().map(|p| Ok((p.value().zeros_like()?, p.value().zeros_like()?))).collect::<Result<_>>()?;
         Ok(Mlp { params, state })
     }
 
@@ -59,7 +57,13 @@ impl Mlp {
 fn train(device: Device, steps: u64) -> Result<(Vec<f64>, Vec<f32>)> {
     let mut rng = Rng::new(2024);
     let (n, d, classes) = (96, 20, 5);
-    let x = Tensor::new(Array::random([n, d], Distribution::Uniform { lo: -1.0, hi: 1.0 }, rng.next_key(), DType::F32, device)?);
+    let x = Tensor::new(Array::random(
+        [n, d],
+        Distribution::Uniform { lo: -1.0, hi: 1.0 },
+        rng.next_key(),
+        DType::F32,
+        device,
+    )?);
     let labels: Vec<i32> = (0..n).map(|i| ((i * 7 + i / 3) % classes) as i32).collect();
     let y = Tensor::new(Array::from_vec(labels, [n], device)?);
     let mut mlp = Mlp::new(&[d, 32, 32, classes], &mut rng, device)?;
