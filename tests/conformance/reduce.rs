@@ -39,6 +39,10 @@ pub fn long_and_wide(dev: Device) -> Result<()> {
     y.map(|a| a.t()?.min(0, false))?.check("transposed min", 0.0, 0.0)?;
     let z = Pair::rand([513, 17], 5, -1.0, 1.0, dev)?;
     z.map(|a| a.sum(0, false))?.check("column sum", 1e-5, 1e-4)?;
+    // Integer columns (chunked partials, then a second pass).
+    let ic = Pair::ints(&ints(300 * 7, 11, 1000), [300, 7], dev)?;
+    ic.map(|a| a.sum(0, false))?.check_exact("i32 column sum")?;
+    ic.map(|a| a.max(0, false))?.check_exact("i32 column max")?;
     // Very many short outputs.
     let w = Pair::rand([9000, 3], 6, -1.0, 1.0, dev)?;
     w.map(|a| a.sum(1, false))?.check("many outputs", 1e-5, 1e-6)?;

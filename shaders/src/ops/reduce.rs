@@ -72,26 +72,25 @@ impl GpuBackend {
         if arg && r == 0 {
             return Err(Error::invalid(op.name(), "cannot reduce an empty axis"));
         }
-        let out_dtype = if arg { DType::I32 } else { x.dtype() };
         let space =
             Space { outer: coalesce_one(&od, &os), inner: coalesce_one(&rd, &rs), offset: x.layout.offset(), outs, r };
-        self.reduce_space(op, s.buffer(), x.dtype(), out_dtype, space)
+        self.reduce_space(op, s.buffer(), x.dtype(), space)
     }
 
-    fn reduce_space(
-        &self,
-        op: ReduceOp,
-        x: &wgpu::Buffer,
-        dtype: DType,
-        out_dtype: DType,
-        sp: Space,
-    ) -> Result<GpuStorage> {
-        let arg = out_dtype != dtype || matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin);
-        let threaded = sp.r <= 32 || (sp.outs >= 8192 && sp.r <= 4096) || (arg && sp.outs >= 4096);
-        let chunks = if threaded || arg || sp.outs >= 1024 {
+    fn reduce_space(&self, op: ReduceOp, x: &wgpu::Buffer, dtype: DType, sp: Space) -> Result<GpuStorage> {
+        let arg = matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin);
+        // Columns: neighbouring outputs are neighbours in memory while the reduced axis is
+        // strided, so one thread per output reads in order; chunks of R add parallelism.
+        let column = sp.outer.1.last() == Some(&1) && sp.inner.1.last() != Some(&1) && sp.outs > 1;
+        let threaded = column || sp.r <= 32 || (sp.outs >= 8192 && sp.r <= 4096) || (arg && sp.outs >= 4096);
+        let chunks = if arg || sp.r <= 64 {
+            1
+        } else if threaded {
+            sp.r.div_ceil(64).min((16_384 / sp.outs).max(1))
+        } else if sp.outs >= 1024 {
             1
         } else {
-            sp.r.div_ceil(2048).min((1024 / sp.outs).max(1)).max(1)
+            sp.r.div_ceil(2048).min((1024 / sp.outs).max(1))
         };
         let n_out = sp.outs * chunks;
         let out = self.output(op.name(), n_out, if arg { DType::I32 } else { dtype })?;
@@ -112,20 +111,22 @@ impl GpuBackend {
             .extra(3, chunks as u32)
             .push(words);
         let (entry, groups) =
-            if threaded { ("reduce_thread", [self.groups(sp.outs), 1, 1]) } else { ("reduce_wg", grid2(self, n_out)) };
+            if threaded { ("reduce_thread", [self.groups(n_out), 1, 1]) } else { ("reduce_wg", grid2(self, n_out)) };
         let k = Kernel::new(Family::Reduce, entry).with(type_prelude(dtype));
         self.run(&k, &p, &[(1, x), (2, out.buffer()), (3, out.buffer())], groups)?;
         if chunks == 1 {
             return Ok(out);
         }
-        // Second pass over the [outs, chunks] partials.
+        // Second pass over the partials: [chunks, outs] from threads, [outs, chunks] from
+        // workgroups.
+        let (outer_stride, inner_stride) = if threaded { (1, sp.outs) } else { (chunks, 1) };
         let sp2 = Space {
-            outer: (vec![sp.outs], vec![chunks]),
-            inner: (vec![chunks], vec![1]),
+            outer: (vec![sp.outs], vec![outer_stride]),
+            inner: (vec![chunks], vec![inner_stride]),
             offset: 0,
             outs: sp.outs,
             r: chunks,
         };
-        self.reduce_space(op, out.buffer(), dtype, out_dtype, sp2)
+        self.reduce_space(op, out.buffer(), dtype, sp2)
     }
 }

@@ -4,8 +4,9 @@
 //   [0] outputs   [2] op (0 sum, 1 max, 2 min, 3 argmax, 4 argmin)   [4] x offset
 //   [12] R = reduced count   [13] outer rank   [14] inner rank   [15] chunks per output
 //   [16..] outer dims, outer strides, inner dims, inner strides.
-// reduce_wg: one workgroup per (output, chunk of R), a tree in workgroup memory.
-// reduce_thread: one thread per output, for short reductions or very many outputs.
+// reduce_wg: one workgroup per (output, chunk of R), a tree in workgroup memory; partial
+// results [outputs, chunks]. reduce_thread: one thread per (output, chunk), for short
+// reductions, very many outputs, or columns; partial results [chunks, outputs].
 
 @group(0) @binding(1) var<storage, read> x: array<T>;
 @group(0) @binding(2) var<storage, read_write> out: array<T>;
@@ -123,16 +124,23 @@ fn reduce_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     }
 }
 
+// One thread per (output, chunk of R), output-major within a chunk: neighbouring threads
+// take neighbouring outputs, which is what makes column sums read memory in order.
+// Partial results are laid out [chunks, outputs].
 @compute @workgroup_size(256)
 fn reduce_thread(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = prm[0];
+    let outs = prm[0];
     let op = prm[2];
     let big_r = prm[12];
-    for (var o = gid.x; o < n; o = o + grid_step(nwg)) {
+    let chunks = prm[15];
+    let per = (big_r + chunks - 1u) / chunks;
+    for (var t = gid.x; t < outs * chunks; t = t + grid_step(nwg)) {
+        let o = t % outs;
+        let c = t / outs;
         let base = outer_base(o);
         var acc = identity(op);
         var best = 0xffffffffu;
-        for (var i = 0u; i < big_r; i = i + 1u) {
+        for (var i = c * per; i < min(big_r, (c + 1u) * per); i = i + 1u) {
             let v = x[base + inner_off(i)];
             if (op >= 3u) {
                 if (better(op, v, i, acc, best)) {
@@ -144,9 +152,9 @@ fn reduce_thread(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
             }
         }
         if (op >= 3u) {
-            outi[o] = i32(select(best, 0u, best == 0xffffffffu));
+            outi[t] = i32(select(best, 0u, best == 0xffffffffu));
         } else {
-            out[o] = acc;
+            out[t] = acc;
         }
     }
 }
