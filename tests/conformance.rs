@@ -42,5 +42,7 @@ mod index;
 mod matmul;
 #[path = "conformance/random.rs"]
 mod random;
+#[path = "conformance/random_shapes.rs"]
+mod random_shapes;
 #[path = "conformance/reduce.rs"]
 mod reduce;

@@ -64,7 +64,9 @@ pub struct Pair {
 impl Pair {
     pub fn new(data: &[f64], shape: impl Into<Shape>, device: Device) -> Result<Pair> {
         let shape = shape.into();
-        let cpu = Array::from_slice(data, shape.clone(), Device::Cpu)?;
+        // Both sides start from the same (f32-representable) values.
+        let data: Vec<f64> = data.iter().map(|&v| v as f32 as f64).collect();
+        let cpu = Array::from_vec(data, shape.clone(), Device::Cpu)?;
         let dev = cpu.to_dtype(DType::F32)?.to_device(device)?;
         Ok(Pair { dev, cpu })
     }
