@@ -59,7 +59,11 @@ pub fn random_elementwise_and_reductions(dev: Device) -> Result<()> {
         y.zip(&x, |b, a| b.sub(a)?.maximum(a))?.check(&format!("{what}: max(y - x, x)"), 1e-6, 1e-7)?;
         if !s.is_empty() {
             let axes: Vec<usize> = (0..s.len()).filter(|_| rng.below(2) == 0).collect();
-            x.map(|a| a.sum(axes.clone(), case.is_multiple_of(3)))?.check(&format!("{what}: sum {axes:?}"), 1e-5, 1e-5)?;
+            x.map(|a| a.sum(axes.clone(), case.is_multiple_of(3)))?.check(
+                &format!("{what}: sum {axes:?}"),
+                1e-5,
+                1e-5,
+            )?;
             x.map(|a| a.max(axes.clone(), false))?.check(&format!("{what}: max {axes:?}"), 0.0, 0.0)?;
             let axis = rng.below(s.len() as u64) as usize;
             x.map(|a| a.softmax(axis, case % 2 == 0))?.check(&format!("{what}: softmax {axis}"), 1e-5, 1e-6)?;

@@ -3,7 +3,7 @@
 // Operands are read through their strides, so transposed views cost no copy; the load
 // pattern follows whichever stride is 1 so that neighbouring threads read neighbouring
 // addresses. A's tile is stored transposed ([k][m]) so that both register loads are
-// vec4 reads along the tile.
+// vec4 reads along the tile, and the next tile is prefetched into registers.
 //   [0] batches  [1] batch rank  [3] flags: bit 0 A's k-stride is 1, bit 1 B's n-stride is 1
 //   [4] A offset  [5] B offset  [12] M  [13] N  [14] K
 //   [16] A row stride, A k stride, B k stride, B col stride, then batch dims,
@@ -35,20 +35,63 @@ fn batch_offsets(z: u32) -> vec2<u32> {
     return vec2<u32>(oa, ob);
 }
 
+const LOADS_A: u32 = BM * BK / THREADS;
+const LOADS_B: u32 = BN * BK / THREADS;
+
+struct Tile {
+    m: u32,
+    n: u32,
+    k: u32,
+    a_rs: u32,
+    a_ks: u32,
+    b_ks: u32,
+    b_cs: u32,
+    a_k_dense: bool,
+    b_n_dense: bool,
+    row0: u32,
+    col0: u32,
+}
+
+// Element l of this thread's share of A's tile at depth k0: (row, depth) in the tile.
+fn a_slot(t: Tile, tid: u32, l: u32) -> vec2<u32> {
+    let e = tid + l * THREADS;
+    return select(vec2<u32>(e % BM, e / BM), vec2<u32>(e / BK, e % BK), t.a_k_dense);
+}
+
+// (column, depth) in B's tile.
+fn b_slot(t: Tile, tid: u32, l: u32) -> vec2<u32> {
+    let e = tid + l * THREADS;
+    return select(vec2<u32>(e / BK, e % BK), vec2<u32>(e % BN, e / BN), t.b_n_dense);
+}
+
+fn load_a(t: Tile, base: u32, tid: u32, l: u32, k0: u32) -> f32 {
+    let s = a_slot(t, tid, l);
+    let gm = t.row0 + s.x;
+    let gk = k0 + s.y;
+    if (gm < t.m && gk < t.k) {
+        return lhs[base + gm * t.a_rs + gk * t.a_ks];
+    }
+    return 0.0;
+}
+
+fn load_b(t: Tile, base: u32, tid: u32, l: u32, k0: u32) -> f32 {
+    let s = b_slot(t, tid, l);
+    let gn = t.col0 + s.x;
+    let gk = k0 + s.y;
+    if (gn < t.n && gk < t.k) {
+        return rhs[base + gk * t.b_ks + gn * t.b_cs];
+    }
+    return 0.0;
+}
+
+// Each workgroup computes a BM x BN block of one batch entry. The next depth step's
+// operands are fetched into registers while the current one is multiplied out of
+// workgroup memory, so global loads overlap the arithmetic.
 @compute @workgroup_size(THREADS)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) tid: u32) {
-    let m = extra(0u);
-    let n = extra(1u);
-    let k = extra(2u);
-    let a_rs = prm[HEADER];
-    let a_ks = prm[HEADER + 1u];
-    let b_ks = prm[HEADER + 2u];
-    let b_cs = prm[HEADER + 3u];
-    let a_k_dense = (prm[3] & 1u) == 1u;
-    let b_n_dense = (prm[3] & 2u) == 2u;
-    let row0 = wg.y * BM;
-    let col0 = wg.x * BN;
+    let t = Tile(extra(0u), extra(1u), extra(2u), prm[HEADER], prm[HEADER + 1u], prm[HEADER + 2u],
+                 prm[HEADER + 3u], (prm[3] & 1u) == 1u, (prm[3] & 2u) == 2u, wg.y * BM, wg.x * BN);
     let tx = tid % (BN / TN);
     let ty = tid / (BN / TN);
     for (var z = wg.z; z < prm[0]; z = z + nwg.z) {
@@ -57,42 +100,34 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
         for (var i = 0u; i < TM * COLS4; i = i + 1u) {
             acc[i] = vec4<f32>(0.0);
         }
-        for (var k0 = 0u; k0 < k; k0 = k0 + BK) {
-            for (var l = 0u; l < BM * BK / THREADS; l = l + 1u) {
-                let e = tid + l * THREADS;
-                var mm = e / BK;
-                var kk = e % BK;
-                if (!a_k_dense) {
-                    mm = e % BM;
-                    kk = e / BM;
-                }
-                let gm = row0 + mm;
-                let gk = k0 + kk;
-                var v = 0.0;
-                if (gm < m && gk < k) {
-                    v = lhs[bo.x + gm * a_rs + gk * a_ks];
-                }
-                let t = kk * BM + mm;
-                tile_a[t / 4u][t % 4u] = v;
+        var next_a: array<f32, LOADS_A>;
+        var next_b: array<f32, LOADS_B>;
+        for (var l = 0u; l < LOADS_A; l = l + 1u) {
+            next_a[l] = load_a(t, bo.x, tid, l, 0u);
+        }
+        for (var l = 0u; l < LOADS_B; l = l + 1u) {
+            next_b[l] = load_b(t, bo.y, tid, l, 0u);
+        }
+        for (var k0 = 0u; k0 < t.k; k0 = k0 + BK) {
+            for (var l = 0u; l < LOADS_A; l = l + 1u) {
+                let s = a_slot(t, tid, l);
+                let at = s.y * BM + s.x;
+                tile_a[at / 4u][at % 4u] = next_a[l];
             }
-            for (var l = 0u; l < BN * BK / THREADS; l = l + 1u) {
-                let e = tid + l * THREADS;
-                var nn = e % BN;
-                var kk = e / BN;
-                if (!b_n_dense) {
-                    nn = e / BK;
-                    kk = e % BK;
-                }
-                let gn = col0 + nn;
-                let gk = k0 + kk;
-                var v = 0.0;
-                if (gn < n && gk < k) {
-                    v = rhs[bo.y + gk * b_ks + gn * b_cs];
-                }
-                let t = kk * BN + nn;
-                tile_b[t / 4u][t % 4u] = v;
+            for (var l = 0u; l < LOADS_B; l = l + 1u) {
+                let s = b_slot(t, tid, l);
+                let at = s.y * BN + s.x;
+                tile_b[at / 4u][at % 4u] = next_b[l];
             }
             workgroupBarrier();
+            if (k0 + BK < t.k) {
+                for (var l = 0u; l < LOADS_A; l = l + 1u) {
+                    next_a[l] = load_a(t, bo.x, tid, l, k0 + BK);
+                }
+                for (var l = 0u; l < LOADS_B; l = l + 1u) {
+                    next_b[l] = load_b(t, bo.y, tid, l, k0 + BK);
+                }
+            }
             for (var kk = 0u; kk < BK; kk = kk + 1u) {
                 var ar: array<vec4<f32>, TM / 4u>;
                 var br: array<vec4<f32>, COLS4>;
@@ -111,16 +146,16 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
             }
             workgroupBarrier();
         }
-        let obase = z * m * n;
+        let obase = z * t.m * t.n;
         for (var i = 0u; i < TM; i = i + 1u) {
-            let gm = row0 + ty * TM + i;
-            if (gm >= m) {
+            let gm = t.row0 + ty * TM + i;
+            if (gm >= t.m) {
                 continue;
             }
             for (var j = 0u; j < TN; j = j + 1u) {
-                let gn = col0 + tx * TN + j;
-                if (gn < n) {
-                    out[obase + gm * n + gn] = acc[i * COLS4 + j / 4u][j % 4u];
+                let gn = t.col0 + tx * TN + j;
+                if (gn < t.n) {
+                    out[obase + gm * t.n + gn] = acc[i * COLS4 + j / 4u][j % 4u];
                 }
             }
         }
