@@ -6,6 +6,20 @@
 //! `src/wgsl/<family>.wgsl`, reads its inputs through their strides (transposes, slices and
 //! broadcasts cost no copy) and writes a fresh contiguous output. Work is recorded into
 //! batches and submitted asynchronously; only reading a value back waits.
+//!
+//! f32 and i32 run on the GPU; f64 is an `UnsupportedDType` error. Random fills reproduce
+//! the CPU backend's numbers (uniform and bernoulli bit for bit). A kernel that meets a bad
+//! index skips it and records it; the error reaches the thread that issued the op at its
+//! next readback or `synchronize`. Buffers larger than the adapter's binding limit are
+//! refused with an error naming the limit; out-of-memory and a lost device are errors.
+//!
+//! Environment:
+//! - `PLIES_GPU_CACHE_MB`: bytes the buffer pool keeps for reuse (default 4096).
+//! - `PLIES_GPU_TIMEOUT_S`: longest wait for the device before an error (default 600).
+//! - `PLIES_AUTOTUNE=0|1`: time matmul tiles per shape class (default: on for real GPUs,
+//!   off for software adapters); `PLIES_AUTOTUNE_CACHE`: file of remembered choices
+//!   (default `$XDG_CACHE_HOME/plies/matmul-<adapter>.txt`).
+//! - `WGPU_BACKEND` etc. restrict which APIs wgpu tries (wgpu's own variables).
 
 mod adapters;
 mod backend;
