@@ -88,6 +88,9 @@ pub(crate) struct Compiled {
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<(Family, String), wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<Kernel, Compiled>>,
+    /// Held while compiling, so that threads asking for the same kernel at once wait for
+    /// one compilation instead of each running their own (slow on software adapters).
+    compiling: Mutex<()>,
 }
 
 impl PipelineCache {
@@ -96,6 +99,10 @@ impl PipelineCache {
     }
 
     pub(crate) fn get(&self, device: &wgpu::Device, dev: Device, k: &Kernel) -> Result<Compiled> {
+        if let Some(p) = self.pipelines.lock().unwrap().get(k) {
+            return Ok(p.clone());
+        }
+        let _one_at_a_time = self.compiling.lock().unwrap();
         if let Some(p) = self.pipelines.lock().unwrap().get(k) {
             return Ok(p.clone());
         }
