@@ -27,10 +27,10 @@ impl Tensor {
 
     fn softmax_impl(&self, axis: impl Axis, log: bool) -> Result<Tensor> {
         let x = self.value();
-        let a = x.shape().axis(axis, "softmax")?;
+        let name = if log { "log_softmax" } else { "softmax" };
+        let a = x.shape().axis(axis, name)?;
         let y = x.softmax(a, log)?;
         let saved = y.clone();
-        let name = if log { "log_softmax" } else { "softmax" };
         Ok(Tensor::record(name, y, &[self], move |g, _| Ok(vec![Some(saved.softmax_grad(g, a, log)?)])))
     }
 
