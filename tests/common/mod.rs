@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 use plies::autodiff::{check_gradients, Array, DType, Device, Result, Tensor};
+use plies::core::{Layout, View};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -63,12 +64,67 @@ pub fn err<T: std::fmt::Debug>(r: Result<T>) -> String {
     r.expect_err("the op should have failed").to_string()
 }
 
-/// Finite-difference check of `f` at `inputs` with the default tolerances; panics naming
-/// the op on failure (proptest then shrinks the case).
+/// Finite-difference check of `f` at `inputs` with the default tolerances, and of `f`
+/// followed by a full sum, whose backward hands the op a broadcast (stride-0) upstream
+/// gradient. Panics naming the op on failure (proptest then shrinks the case).
+#[track_caller]
+pub fn gradcheck_f64(op: &str, f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Array]) {
+    if let Err(e) = check_gradients(&f, inputs) {
+        panic!("{op}: {e}");
+    }
+    if let Err(e) = check_gradients(|t| f(t)?.try_sum_all(), inputs) {
+        panic!("{op} then sum: {e}");
+    }
+}
+
+/// `gradcheck_f64`, then the same op in f32 on the same layouts against f64 (forward and
+/// backward, relative tolerance 1e-4).
 #[track_caller]
 pub fn gradcheck(op: &str, f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Array]) {
-    if let Err(e) = check_gradients(f, inputs) {
-        panic!("{op}: {e}");
+    gradcheck_f64(op, &f, inputs);
+    let inputs32: Vec<Array> =
+        inputs.iter().map(|a| if a.dtype().is_float() { cast_keep_layout(a, DType::F32) } else { a.clone() }).collect();
+    f32_matches_f64(op, f, &inputs32, 1e-4);
+}
+
+/// `a` converted to `dtype` with its layout (strides, offset) kept: the whole storage is
+/// cast and viewed the same way.
+pub fn cast_keep_layout(a: &Array, dtype: DType) -> Array {
+    let n = a.storage().len();
+    let whole = Layout::contiguous([n]);
+    let s = a.backend().cast(View::new(a.storage().as_ref(), &whole), dtype).unwrap();
+    Array::from_storage(s, [n]).with_layout(a.layout().clone())
+}
+
+/// The f32 kernels agree with the f64 ones: `f` runs on `inputs32` (f32 or i32, strided as
+/// given) and on the same values in f64; outputs and gradients (for upstream weights in
+/// [-0.5, 0.5]) must match within `tol`.
+#[track_caller]
+pub fn f32_matches_f64(op: &str, f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs32: &[Array], tol: f64) {
+    let run = |dtype: DType| -> Vec<Vec<f64>> {
+        let ts: Vec<Tensor> =
+            inputs32
+                .iter()
+                .map(|a| {
+                    if a.dtype().is_float() {
+                        Tensor::param(a.to_dtype(dtype).unwrap())
+                    } else {
+                        Tensor::new(a.clone())
+                    }
+                })
+                .collect();
+        let y = f(&ts).unwrap();
+        let w: Vec<f64> = (0..y.elem_count()).map(|i| ((i * 7) % 5) as f64 / 4.0 - 0.5).collect();
+        y.backward_with(Array::from_vec(w, y.shape(), CPU).unwrap().to_dtype(y.dtype()).unwrap()).unwrap();
+        let mut out = vec![tvals(&y)];
+        out.extend(ts.iter().filter(|t| t.requires_grad()).map(|t| t.grad().map_or(vec![], |g| vals(&g))));
+        out
+    };
+    for (i, (got, want)) in run(DType::F32).iter().zip(run(DType::F64)).enumerate() {
+        let what = if i == 0 { "output".to_string() } else { format!("gradient of input {}", i - 1) };
+        let ok = got.len() == want.len()
+            && got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= tol * (1.0 + w.abs()) || (g.is_nan() && w.is_nan()));
+        assert!(ok, "{op}: f32 {what} differs from f64\n f32 {got:?}\n f64 {want:?}");
     }
 }
 
