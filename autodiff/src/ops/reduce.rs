@@ -86,7 +86,7 @@ impl Tensor {
         require_float(self, "var")?;
         let n = self.value().reduced_count(&axes, "var")?;
         let centred = self.try_sub(&self.try_mean(&axes, true)?)?;
-        centred.try_sqr()?.try_sum(axes, keepdim)?.try_mul_scalar(1.0 / (n as f64 - correction as f64))
+        centred.try_sqr()?.try_sum(axes, keepdim)?.try_mul_scalar(1.0 / (n as f64 - correction as f64).max(0.0))
     }
 }
 

@@ -148,7 +148,7 @@ impl Array {
         self.require_float("var")?;
         let n = self.reduced_count(&axes, "var")?;
         let centred = self.sub(&self.mean(&axes, true)?)?;
-        centred.sqr()?.sum(axes, keepdim)?.mul_scalar(1.0 / (n as f64 - correction as f64))
+        centred.sqr()?.sum(axes, keepdim)?.mul_scalar(1.0 / (n as f64 - correction as f64).max(0.0))
     }
 
     /// Batched matrix product with broadcast batch dims (1-d operands as in numpy).
