@@ -217,3 +217,13 @@ fn large_reductions_match_reference() {
     assert_close(&tvals(&t32.sum_all()), &[total], 1e-4);
     assert_close(&tvals(&t32.sum(0, false)), &col_sums, 1e-5);
 }
+
+#[test]
+fn var_with_correction_past_the_count_is_not_negative() {
+    // PyTorch divides by max(0, n - correction): a positive spread over 0 is inf, never a
+    // negative variance.
+    let x = ten(&[1.0, 2.0], &[2]);
+    assert_eq!(tvals(&x.var(0, false, 3)), [f64::INFINITY]);
+    assert_eq!(tvals(&x.var(0, false, 2)), [f64::INFINITY]);
+    assert_eq!(vals(&x.value().var(0, false, 3).unwrap()), [f64::INFINITY]);
+}
