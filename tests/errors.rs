@@ -100,6 +100,12 @@ fn shape_mismatches_name_the_op_and_both_shapes() {
         "shape mismatch in set_value: lhs [2, 3], rhs [3]"
     );
     assert!(err(y.backward()).contains("needs a one-element tensor, got shape [2, 3]"));
+    // The upstream gradient must have the tensor's dtype too, or a leaf would silently
+    // receive a gradient of another dtype.
+    let q = Tensor::param(Array::ones([2], DType::F64, CPU).unwrap());
+    let e = err(q.add(&q).backward_with(Array::ones([2], DType::F32, CPU).unwrap()));
+    assert_eq!(e, "dtype mismatch in backward: lhs f64, rhs f32");
+    assert!(q.grad().is_none());
 }
 
 #[test]
@@ -407,6 +413,9 @@ fn device_mismatches_name_both_devices() {
         err(c.try_gather(0, &Tensor::new(Array::zeros([1, 2], DType::I32, gpu).unwrap()))),
         "device mismatch in gather: lhs on cpu, rhs on gpu:0"
     );
+    let p = Tensor::param(Array::ones([2], DType::F64, gpu).unwrap());
+    let e = err(p.reshape([1, 2]).backward_with(Array::ones([1, 2], DType::F64, CPU).unwrap()));
+    assert_eq!(e, "device mismatch in backward: lhs on gpu:0, rhs on cpu");
     // Moving explicitly is how data crosses devices.
     assert_eq!(tvals(&g.to_device(CPU).add(&c)), [2.0; 4]);
 }
