@@ -346,6 +346,14 @@ fn one_hot_and_mse_hand_values() {
     let h = iten(&[2, 0], &[2]).one_hot(3, DType::F32);
     assert_eq!(h.dims(), [2, 3]);
     assert_eq!(h.to_vec::<f32>(), [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+    assert_eq!(iten(&[1], &[]).one_hot(2, DType::F64).dims(), [2]);
+    // An id outside 0..classes is an error (as in PyTorch), not an all-zero row.
+    let e = err(iten(&[0, 3], &[2]).try_one_hot(3, DType::F32));
+    assert_eq!(e, "index 3 out of range in one_hot for a dimension of size 3");
+    let e = err(iten(&[-1, 0], &[2]).try_one_hot(3, DType::F32));
+    assert_eq!(e, "index -1 out of range in one_hot for a dimension of size 3");
+    let e = err(ten(&[0.0], &[1]).try_one_hot(3, DType::F32));
+    assert_eq!(e, "invalid arguments to one_hot: indices must have dtype i32, got f64");
     let m = ten(&[1.0, 2.0, 3.0], &[3]).mse(&ten(&[1.0, 0.0, 6.0], &[3]));
     assert_eq!(tvals(&m), [13.0 / 3.0]);
 }
