@@ -419,3 +419,51 @@ fn device_mismatches_name_both_devices() {
     // Moving explicitly is how data crosses devices.
     assert_eq!(tvals(&g.to_device(CPU).add(&c)), [2.0; 4]);
 }
+
+/// Tensors with a zero-size dim go through every op without a panic: ops give empty (or
+/// identity-valued) results and backward gives empty gradients.
+#[test]
+fn empty_tensors_flow_through_every_op() {
+    for dims in [[0usize, 3], [3, 0]] {
+        let x = Tensor::param(Array::zeros(dims, DType::F64, CPU).unwrap());
+        let n = dims[0];
+        let w = Tensor::new(Array::ones([dims[1]], DType::F64, CPU).unwrap());
+        let outs: Vec<(&str, Result<Tensor>)> = vec![
+            ("exp", x.try_exp()),
+            ("add", x.try_add(&w)),
+            ("sum", x.try_sum(0, false)),
+            ("sum", x.try_sum(1, true)),
+            ("mean", x.try_mean(0, false)),
+            ("var", x.try_var(1, false, 0)),
+            ("sum_all", x.try_sum_all()),
+            ("softmax", x.try_softmax(-1)),
+            ("softmax", x.try_softmax(0)),
+            ("log_softmax", x.try_log_softmax(-1)),
+            ("layer_norm", x.try_layer_norm(Some(&w), Some(&w), 1e-5)),
+            ("rms_norm", x.try_rms_norm(Some(&w), 1e-5)),
+            ("matmul", x.try_matmul(&x.try_t().unwrap())),
+            ("transpose", x.try_t().and_then(|t| t.try_contiguous())),
+            ("cat", Tensor::try_cat(&[&x, &x], 0)),
+            ("narrow", x.try_narrow(0, 0, 0)),
+            ("index_select", x.try_index_select(1, &Tensor::new(Array::zeros([0], DType::I32, CPU).unwrap()))),
+            ("gather", x.try_gather(1, &Tensor::new(Array::zeros([n, 0], DType::I32, CPU).unwrap()))),
+            ("mse", x.try_mse(&x)),
+        ];
+        for (name, y) in outs {
+            let y = y.unwrap_or_else(|e| panic!("{name} on {dims:?}: {e}"));
+            let v = tvals(&y);
+            assert_eq!(v.len(), y.elem_count(), "{name}");
+            if y.requires_grad() {
+                y.sum_all().backward().unwrap_or_else(|e| panic!("{name} backward on {dims:?}: {e}"));
+                assert_eq!(x.grad().unwrap().dims(), dims, "{name}");
+                x.zero_grad();
+            }
+        }
+        if n == 0 {
+            let t = Tensor::new(Array::zeros([0], DType::I32, CPU).unwrap());
+            let ce = x.try_cross_entropy_with(&t, CrossEntropyOpts::default(), Reduction::Sum).unwrap();
+            assert_eq!(tvals(&ce), [0.0]);
+            assert_eq!(x.try_argmax(1, false).unwrap().dims(), [0]);
+        }
+    }
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use plies::autodiff::{DType, Tensor};
+use plies::autodiff::{Array, DType, Tensor};
 use proptest::prelude::*;
 
 /// One matmul case: operand sources and how the op is called.
@@ -153,6 +153,20 @@ fn matmul_hand_values() {
     assert_eq!(e, "shape mismatch in matmul: lhs [2, 3], rhs [2]");
     let e = err(ten(&[1.0; 12], &[2, 2, 3]).try_matmul(&ten(&[1.0; 18], &[3, 3, 2])));
     assert_eq!(e, "shape mismatch in matmul: lhs [2, 2, 3], rhs [3, 3, 2]");
+}
+
+#[test]
+fn matmul_of_empty_operands() {
+    // An empty inner dim gives zeros; empty outer dims give empty results.
+    let a = Tensor::param(Array::zeros([2, 0], DType::F64, CPU).unwrap());
+    let b = Tensor::param(Array::zeros([0, 3], DType::F64, CPU).unwrap());
+    let y = a.matmul(&b);
+    assert_eq!((y.dims(), tvals(&y)), (vec![2, 3], vec![0.0; 6]));
+    y.sum_all().backward().unwrap();
+    assert_eq!(a.grad().unwrap().dims(), [2, 0]);
+    assert_eq!(b.grad().unwrap().dims(), [0, 3]);
+    let e = ten(&[], &[0, 4]).matmul(&ten(&[1.0; 4], &[4, 1]));
+    assert_eq!(e.dims(), [0, 1]);
 }
 
 #[test]

@@ -186,6 +186,20 @@ fn reductions_hand_values() {
 }
 
 #[test]
+fn reductions_of_empty_tensors() {
+    let e = ten(&[], &[2, 0]);
+    assert_eq!(tvals(&e.sum(1, false)), [0.0, 0.0]);
+    assert_eq!(e.sum(0, false).dims(), [0]);
+    // The mean of nothing is 0/0 (as in PyTorch); extremes of nothing are errors.
+    assert!(tvals(&e.mean(1, false)).iter().all(|v| v.is_nan()));
+    assert_eq!(err(e.try_max(1, false)), "invalid arguments to max: cannot reduce an empty array of shape [2, 0]");
+    assert_eq!(
+        err(e.try_argmin(1, false)),
+        "invalid arguments to argmin: cannot reduce an empty array of shape [2, 0]"
+    );
+}
+
+#[test]
 fn reduction_gradient_hand_values() {
     // Tied maxima share the gradient evenly (as torch.amax).
     let x = Tensor::param(arr(&[1.0, 3.0, 3.0, 2.0], &[4]));

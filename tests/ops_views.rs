@@ -278,13 +278,13 @@ proptest! {
 
     #[test]
     fn split_and_chunk(
-        (src, axis, cuts, n) in any_source(1..=4, true).prop_flat_map(|s| {
+        (src, axis, cuts, n, empty_at) in any_source(1..=4, true).prop_flat_map(|s| {
             let r = s.dims.len();
-            (Just(s), 0..r, vec(any::<bool>(), 5), 1..=6usize)
+            (Just(s), 0..r, vec(any::<bool>(), 5), 1..=6usize, prop::option::of(0..6usize))
         })
     ) {
         let size = src.dims[axis];
-        // Sizes from cut points (a zero-size piece appears when a cut is doubled).
+        // Sizes from cut points, maybe with an empty piece inserted.
         let mut sizes = Vec::new();
         let mut last = 0;
         for (i, &cut) in cuts.iter().enumerate().take(size) {
@@ -295,6 +295,9 @@ proptest! {
         }
         if last < size || sizes.is_empty() {
             sizes.push(size - last);
+        }
+        if let Some(at) = empty_at {
+            sizes.insert(at.min(sizes.len()), 0);
         }
         let x = Tensor::new(src.array());
         let pieces = x.split(&sizes, axis);
