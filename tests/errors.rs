@@ -99,6 +99,10 @@ fn shape_mismatches_name_the_op_and_both_shapes() {
         err(p.set_value(Array::ones([3], DType::F64, CPU).unwrap())),
         "shape mismatch in set_value: lhs [2, 3], rhs [3]"
     );
+    assert_eq!(
+        err(p.set_value(Array::ones([2, 3], DType::F32, CPU).unwrap())),
+        "dtype mismatch in set_value: lhs f64, rhs f32"
+    );
     assert!(err(y.backward()).contains("needs a one-element tensor, got shape [2, 3]"));
     // The upstream gradient must have the tensor's dtype too, or a leaf would silently
     // receive a gradient of another dtype.
