@@ -287,6 +287,13 @@ fn softmax_hand_values() {
     // Large logits do not overflow.
     assert_eq!(tvals(&ten(&[1000.0, 1000.0], &[2]).softmax(0)), [0.5, 0.5]);
     assert_close(&tvals(&ten(&[-1000.0, 0.0], &[2]).log_softmax(0)), &[-1000.0, 0.0], 1e-15);
+    // Masked attention: -inf logits get probability 0 and gradient 0, the rest stay finite.
+    let x = Tensor::param(arr(&[0.0, l2, 5.0], &[3]));
+    let p = x.masked_fill(&iten(&[0, 0, 1], &[3]), f64::NEG_INFINITY).softmax(0);
+    assert_close(&tvals(&p), &[1.0 / 3.0, 2.0 / 3.0, 0.0], 1e-15);
+    p.mul(&ten(&[1.0, 0.0, 7.0], &[3])).sum_all().backward().unwrap();
+    // d p0 / dx = p0 (e0 - p): [p0 (1 - p0), -p0 p1, 0].
+    assert_close(&vals(&x.grad().unwrap()), &[2.0 / 9.0, -2.0 / 9.0, 0.0], 1e-15);
 }
 
 #[test]
@@ -337,6 +344,13 @@ fn cross_entropy_hand_values() {
     logits_p.cross_entropy(&t).backward().unwrap();
     // d/dlogits = softmax - onehot: row 1 softmax is [1/4, 3/4].
     assert_close(&vals(&logits_p.grad().unwrap()), &[0.0, 0.0, 0.25, -0.25], 1e-15);
+    // Large logits stay finite.
+    let big = ten(&[1000.0, 0.0, 0.0, 1000.0], &[2, 2]);
+    assert_close(
+        &tvals(&big.cross_entropy_with(&iten(&[0, 0], &[2]), CrossEntropyOpts::default(), Reduction::None)),
+        &[0.0, 1000.0],
+        1e-15,
+    );
     // Every row ignored: the mean is 0/0 (PyTorch gives NaN too).
     assert!(tvals(&logits.cross_entropy(&iten(&[-100, -100], &[2])))[0].is_nan());
 }
