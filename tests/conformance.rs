@@ -5,6 +5,7 @@
 //! odd sizes that are no multiple of any tile, with size-1 dims, broadcasts and permuted,
 //! narrowed views; gradients are compared through autodiff on both sides.
 
+#[path = "gpu_common/mod.rs"]
 mod common;
 
 /// `device_tests!(a, b)` makes `cpu::a`, `cpu::b`, `gpu::a`, `gpu::b` tests from the

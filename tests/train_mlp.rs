@@ -2,6 +2,7 @@
 //! in f32 on both, and compare the losses step by step. Initial weights and inputs come
 //! from the counter-based generator, which draws the same bits on both devices.
 
+#[path = "gpu_common/mod.rs"]
 mod common;
 
 use plies::autodiff::{no_grad, rng::Rng, Array, DType, Device, Distribution, Tensor};

@@ -83,11 +83,12 @@ pub(crate) fn unary_f<T: FloatElement>(op: UnaryOp, x: T) -> T {
         UnaryOp::Cos => x.cos(),
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Sigmoid => sigmoid(x),
+        // Written so that NaN falls through to `x`: a NaN input stays NaN.
         UnaryOp::Relu => {
-            if x > zero {
-                x
-            } else {
+            if x <= zero {
                 zero
+            } else {
+                x
             }
         }
         UnaryOp::GeluTanh => {
@@ -100,18 +101,18 @@ pub(crate) fn unary_f<T: FloatElement>(op: UnaryOp, x: T) -> T {
         UnaryOp::Powf(e) => x.powf(c::<T>(e)),
         UnaryOp::MaxScalar(v) => {
             let v = c::<T>(v);
-            if x > v {
-                x
-            } else {
+            if x < v {
                 v
+            } else {
+                x
             }
         }
         UnaryOp::MinScalar(v) => {
             let v = c::<T>(v);
-            if x < v {
-                x
-            } else {
+            if x > v {
                 v
+            } else {
+                x
             }
         }
     }
@@ -193,14 +194,14 @@ pub(crate) fn binary_f<T: FloatElement>(op: BinaryOp, a: T, b: T) -> T {
         BinaryOp::Div => a / b,
         BinaryOp::Pow => a.powf(b),
         BinaryOp::Maximum => {
-            if a >= b || b.is_nan() {
+            if a >= b || a.is_nan() {
                 a
             } else {
                 b
             }
         }
         BinaryOp::Minimum => {
-            if a <= b || b.is_nan() {
+            if a <= b || a.is_nan() {
                 a
             } else {
                 b
