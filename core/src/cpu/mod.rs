@@ -6,6 +6,7 @@ mod fused;
 mod index;
 mod matmul;
 mod reduce;
+mod simd;
 pub(crate) mod strided;
 
 use crate::backend::{AdamWStep, CrossEntropyOpts, MemoryStats, NormGrads, NormOut, Storage, StorageBox, View};
@@ -14,9 +15,10 @@ use crate::{
     Result, UnaryOp,
 };
 use std::any::Any;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use strided::{build_vec, contiguous, map1, map2, map3};
+use strided::{build_vec, contiguous, map1, map1_runs, map2_runs, map3};
 
 /// Host memory holding a tensor's elements.
 #[derive(Clone, Debug, PartialEq)]
@@ -306,21 +308,22 @@ impl Backend for CpuBackend {
                 |a: i32| if neg { a.wrapping_neg() } else { a.wrapping_abs() },
             ))));
         }
-        Ok(boxed(float!(op.name(), cpu(x), |v| map1(v, x.layout, |a| elementwise::unary_f(op, a)))))
+        Ok(boxed(float!(op.name(), cpu(x), |v| map1_runs(v, x.layout, |x, o| simd::unary_run(op, x, o)))))
     }
 
     fn unary_grad(&self, op: UnaryOp, x: View, grad: View) -> Result<StorageBox> {
-        Ok(boxed(float2!(op.name(), cpu(x), cpu(grad), |a, g| map2(a, x.layout, g, grad.layout, |a, g| g
-            * elementwise::unary_df(op, a)))))
+        Ok(boxed(float2!(op.name(), cpu(x), cpu(grad), |a, g| map2_runs(a, x.layout, g, grad.layout, |x, g, o| {
+            simd::unary_grad_run(op, x, g, o)
+        }))))
     }
 
     fn binary(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<StorageBox> {
         if let (CpuData::I32(a), CpuData::I32(b)) = (cpu(lhs), cpu(rhs)) {
-            return Ok(boxed(CpuData::I32(map2(a, lhs.layout, b, rhs.layout, |a, b| elementwise::binary_i(op, a, b)))));
+            return Ok(boxed(CpuData::I32(elementwise::binary_map_i(op, a, lhs.layout, b, rhs.layout))));
         }
-        Ok(boxed(float2!(op.name(), cpu(lhs), cpu(rhs), |a, b| map2(a, lhs.layout, b, rhs.layout, |a, b| {
-            elementwise::binary_f(op, a, b)
-        }))))
+        Ok(boxed(float2!(op.name(), cpu(lhs), cpu(rhs), |a, b| elementwise::binary_map(
+            op, a, lhs.layout, b, rhs.layout
+        ))))
     }
 
     fn where_cond(&self, cond: View, on_true: View, on_false: View) -> Result<StorageBox> {
@@ -381,16 +384,16 @@ impl Backend for CpuBackend {
     }
 
     fn norm(&self, kind: NormKind, x: View, weight: Option<View>, bias: Option<View>, eps: f64) -> Result<NormOut> {
-        fn run<T: FloatElement + Element>(
+        fn run<'a, T: FloatElement + Element>(
             kind: NormKind,
-            x: View,
-            w: Option<View>,
-            b: Option<View>,
+            x: View<'a>,
+            w: Option<View<'a>>,
+            b: Option<View<'a>>,
             eps: f64,
         ) -> Result<NormOut> {
-            let get = |v: View| -> Result<Vec<T>> {
+            let get = |v: View<'a>| -> Result<Cow<'a, [T]>> {
                 let s = T::slice(cpu(v)).ok_or(Error::DTypeMismatch { op: "norm", lhs: T::DTYPE, rhs: v.dtype() })?;
-                Ok(contiguous(s, v.layout).into_owned())
+                Ok(contiguous(s, v.layout))
             };
             let xs = get(x)?;
             let (w, b) = (w.map(get).transpose()?, b.map(get).transpose()?);
@@ -414,19 +417,19 @@ impl Backend for CpuBackend {
         rstd: View,
         grad: View,
     ) -> Result<NormGrads> {
-        fn run<T: FloatElement + Element>(
+        fn run<'a, T: FloatElement + Element>(
             kind: NormKind,
-            x: View,
-            w: Option<View>,
+            x: View<'a>,
+            w: Option<View<'a>>,
             has_bias: bool,
-            mean: Option<View>,
-            rstd: View,
-            g: View,
+            mean: Option<View<'a>>,
+            rstd: View<'a>,
+            g: View<'a>,
         ) -> Result<NormGrads> {
-            let get = |v: View| -> Result<Vec<T>> {
+            let get = |v: View<'a>| -> Result<Cow<'a, [T]>> {
                 let s =
                     T::slice(cpu(v)).ok_or(Error::DTypeMismatch { op: "norm_grad", lhs: T::DTYPE, rhs: v.dtype() })?;
-                Ok(contiguous(s, v.layout).into_owned())
+                Ok(contiguous(s, v.layout))
             };
             let (xs, gs, rs) = (get(x)?, get(g)?, get(rstd)?);
             let w = w.map(get).transpose()?;

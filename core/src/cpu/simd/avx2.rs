@@ -1,0 +1,324 @@
+//! AVX2 + FMA kernels for f32, eight lanes at a time. Callers check for the features at
+//! run time (`super::has_avx2`), so the crate needs no `target-cpu` flag.
+//!
+//! exp: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two f32 so r keeps its low bits),
+//! expm1(r) by its Taylor polynomial to r^7 (truncation below 0.3 ulp on that interval),
+//! then a scale by 2^n done as two power-of-two factors so results that are subnormal or
+//! overflow still round once. tanh goes through expm1 so it keeps full relative accuracy
+//! near zero; sigmoid uses exp(-|x|) so neither tail cancels or overflows.
+
+use crate::UnaryOp;
+use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
+
+/// ln 2 as the nearest f32 plus the f32 nearest to what that leaves out.
+const LN2_HI: f32 = std::f32::consts::LN_2;
+const LN2_LO: f32 = -1.904_654_3e-9;
+/// sqrt(2/pi) and the cubic coefficient of GELU's tanh approximation.
+const GELU_K: f32 = 0.797_884_6;
+const GELU_C: f32 = 0.044_715;
+
+#[inline(always)]
+fn splat(v: f32) -> __m256 {
+    // SAFETY: AVX is implied by every caller's target features.
+    unsafe { _mm256_set1_ps(v) }
+}
+
+/// 2^n for integer lanes n in [-126, 127].
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn pow2i(n: __m256i) -> __m256 {
+    _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n, _mm256_set1_epi32(127))))
+}
+
+/// Split x into n (rounded x / ln2, as float) and expm1(x - n ln2).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn reduce(x: __m256) -> (__m256, __m256) {
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        splat(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fnmadd_ps(n, splat(LN2_HI), x);
+    let r = _mm256_fnmadd_ps(n, splat(LN2_LO), r);
+    let mut q = splat(1.0 / 5040.0);
+    q = _mm256_fmadd_ps(q, r, splat(1.0 / 720.0));
+    q = _mm256_fmadd_ps(q, r, splat(1.0 / 120.0));
+    q = _mm256_fmadd_ps(q, r, splat(1.0 / 24.0));
+    q = _mm256_fmadd_ps(q, r, splat(1.0 / 6.0));
+    q = _mm256_fmadd_ps(q, r, splat(0.5));
+    (n, _mm256_fmadd_ps(q, _mm256_mul_ps(r, r), r))
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn exp(x: __m256) -> __m256 {
+    // Outside [-104, 89] exp is 0 or inf in f32; the clamp keeps n within two normal
+    // factors. max/min return their second operand on NaN, so NaN passes through.
+    let x = _mm256_min_ps(splat(89.0), _mm256_max_ps(splat(-104.0), x));
+    let (n, p) = reduce(x);
+    let y = _mm256_add_ps(p, splat(1.0));
+    let n = _mm256_cvtps_epi32(n);
+    let n1 = _mm256_srai_epi32::<1>(n);
+    let n2 = _mm256_sub_epi32(n, n1);
+    _mm256_mul_ps(_mm256_mul_ps(y, pow2i(n1)), pow2i(n2))
+}
+
+/// expm1(t) for t <= 0.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn expm1_neg(t: __m256) -> __m256 {
+    // Below -20, expm1 is -1 to f32 precision.
+    let t = _mm256_max_ps(splat(-20.0), t);
+    let (n, p) = reduce(t);
+    let s = pow2i(_mm256_cvtps_epi32(n));
+    // 2^n (1 + p) - 1 = 2^n p + (2^n - 1); exact for n = 0, no cancellation otherwise.
+    _mm256_fmadd_ps(s, p, _mm256_sub_ps(s, splat(1.0)))
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn sign_bit() -> __m256 {
+    splat(-0.0)
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn tanh(x: __m256) -> __m256 {
+    let sign = _mm256_and_ps(x, sign_bit());
+    let ax = _mm256_andnot_ps(sign_bit(), x);
+    // tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|))
+    let e = expm1_neg(_mm256_mul_ps(ax, splat(-2.0)));
+    let t = _mm256_div_ps(_mm256_sub_ps(_mm256_setzero_ps(), e), _mm256_add_ps(e, splat(2.0)));
+    _mm256_or_ps(_mm256_andnot_ps(sign_bit(), t), sign)
+}
+
+/// (sigmoid(x), 1 - sigmoid(x)), both to full relative accuracy: with e = exp(-|x|) <= 1,
+/// they are 1 / (1 + e) and e / (1 + e), in the order the sign of x picks.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn sigmoid_pair(x: __m256) -> (__m256, __m256) {
+    let e = exp(_mm256_or_ps(x, sign_bit()));
+    let big = _mm256_div_ps(splat(1.0), _mm256_add_ps(splat(1.0), e));
+    let small = _mm256_mul_ps(e, big);
+    (_mm256_blendv_ps(big, small, x), _mm256_blendv_ps(small, big, x))
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn sigmoid(x: __m256) -> __m256 {
+    sigmoid_pair(x).0
+}
+
+/// GELU's pre-activation u = 2 sqrt(2/pi) (x + c x^3): the gate (1 + tanh(u/2)) / 2 is
+/// sigmoid(u), which has no cancellation for negative x.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn gelu_u(x: __m256) -> __m256 {
+    _mm256_mul_ps(x, _mm256_fmadd_ps(splat(2.0 * GELU_K * GELU_C), _mm256_mul_ps(x, x), splat(2.0 * GELU_K)))
+}
+
+/// f(x) for the ops with a vector kernel here.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn apply(op: UnaryOp, x: __m256) -> __m256 {
+    match op {
+        UnaryOp::Exp => exp(x),
+        UnaryOp::Tanh => tanh(x),
+        UnaryOp::Sigmoid => sigmoid(x),
+        UnaryOp::Silu => _mm256_mul_ps(x, sigmoid(x)),
+        UnaryOp::GeluTanh => _mm256_mul_ps(x, sigmoid(gelu_u(x))),
+        _ => unreachable!("no vector kernel for {op:?}"),
+    }
+}
+
+/// g * f'(x).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn apply_grad(op: UnaryOp, x: __m256, g: __m256) -> __m256 {
+    // Derivatives from (s, 1 - s) pairs, so none cancels where the function saturates.
+    let one = splat(1.0);
+    let df = match op {
+        UnaryOp::Exp => exp(x),
+        UnaryOp::Tanh => {
+            // 1 - tanh(x)^2 = 4 s (1 - s) with s = sigmoid(2x)
+            let (s, c) = sigmoid_pair(_mm256_add_ps(x, x));
+            _mm256_mul_ps(splat(4.0), _mm256_mul_ps(s, c))
+        }
+        UnaryOp::Sigmoid => {
+            let (s, c) = sigmoid_pair(x);
+            _mm256_mul_ps(s, c)
+        }
+        UnaryOp::Silu => {
+            // s (1 + x (1 - s))
+            let (s, c) = sigmoid_pair(x);
+            _mm256_mul_ps(s, _mm256_fmadd_ps(x, c, one))
+        }
+        UnaryOp::GeluTanh => {
+            // d/dx x s(u) = s + x s (1 - s) u', u' = 2k (1 + 3c x^2)
+            let (s, c) = sigmoid_pair(gelu_u(x));
+            let du = _mm256_fmadd_ps(splat(6.0 * GELU_K * GELU_C), _mm256_mul_ps(x, x), splat(2.0 * GELU_K));
+            _mm256_fmadd_ps(_mm256_mul_ps(x, _mm256_mul_ps(s, c)), du, s)
+        }
+        _ => unreachable!("no vector kernel for {op:?}"),
+    };
+    _mm256_mul_ps(g, df)
+}
+
+pub(super) fn has_kernel(op: UnaryOp) -> bool {
+    matches!(op, UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Silu | UnaryOp::GeluTanh)
+}
+
+/// Load up to 8 lanes from `x` (the rest zero).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn load_tail(x: &[f32]) -> __m256 {
+    let mut buf = [0f32; 8];
+    buf[..x.len()].copy_from_slice(x);
+    // SAFETY: buf holds 8 floats.
+    unsafe { _mm256_loadu_ps(buf.as_ptr()) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn store_tail(out: &mut [MaybeUninit<f32>], v: __m256) {
+    let mut buf = [0f32; 8];
+    // SAFETY: buf holds 8 floats.
+    unsafe { _mm256_storeu_ps(buf.as_mut_ptr(), v) };
+    for (o, &b) in out.iter_mut().zip(&buf) {
+        o.write(b);
+    }
+}
+
+/// Apply `f` to `x` eight lanes at a time, writing `out` (same length).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn map(x: &[f32], out: &mut [MaybeUninit<f32>], f: impl Fn(__m256) -> __m256) {
+    assert_eq!(x.len(), out.len());
+    let main = x.len() / 8 * 8;
+    let (xp, op) = (x.as_ptr(), out.as_mut_ptr() as *mut f32);
+    for i in (0..main).step_by(8) {
+        // SAFETY: i + 8 <= main <= len of both slices.
+        unsafe { _mm256_storeu_ps(op.add(i), f(_mm256_loadu_ps(xp.add(i)))) };
+    }
+    if main < x.len() {
+        store_tail(&mut out[main..], f(load_tail(&x[main..])));
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn unary(op: UnaryOp, x: &[f32], out: &mut [MaybeUninit<f32>]) {
+    // One match per run; each arm's loop is specialised for its op.
+    match op {
+        UnaryOp::Exp => map(x, out, |v| apply(UnaryOp::Exp, v)),
+        UnaryOp::Tanh => map(x, out, |v| apply(UnaryOp::Tanh, v)),
+        UnaryOp::Sigmoid => map(x, out, |v| apply(UnaryOp::Sigmoid, v)),
+        UnaryOp::Silu => map(x, out, |v| apply(UnaryOp::Silu, v)),
+        UnaryOp::GeluTanh => map(x, out, |v| apply(UnaryOp::GeluTanh, v)),
+        _ => unreachable!("no vector kernel for {op:?}"),
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn map2(x: &[f32], g: &[f32], out: &mut [MaybeUninit<f32>], f: impl Fn(__m256, __m256) -> __m256) {
+    assert!(x.len() == out.len() && g.len() == out.len());
+    let main = x.len() / 8 * 8;
+    let (xp, gp, op) = (x.as_ptr(), g.as_ptr(), out.as_mut_ptr() as *mut f32);
+    for i in (0..main).step_by(8) {
+        // SAFETY: i + 8 <= main <= len of all three slices.
+        unsafe { _mm256_storeu_ps(op.add(i), f(_mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(gp.add(i)))) };
+    }
+    if main < x.len() {
+        store_tail(&mut out[main..], f(load_tail(&x[main..]), load_tail(&g[main..])));
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn unary_grad(op: UnaryOp, x: &[f32], g: &[f32], out: &mut [MaybeUninit<f32>]) {
+    match op {
+        UnaryOp::Exp => map2(x, g, out, |x, g| apply_grad(UnaryOp::Exp, x, g)),
+        UnaryOp::Tanh => map2(x, g, out, |x, g| apply_grad(UnaryOp::Tanh, x, g)),
+        UnaryOp::Sigmoid => map2(x, g, out, |x, g| apply_grad(UnaryOp::Sigmoid, x, g)),
+        UnaryOp::Silu => map2(x, g, out, |x, g| apply_grad(UnaryOp::Silu, x, g)),
+        UnaryOp::GeluTanh => map2(x, g, out, |x, g| apply_grad(UnaryOp::GeluTanh, x, g)),
+        _ => unreachable!("no vector kernel for {op:?}"),
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// out = exp(x - shift), returning the sum of out.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn exp_shift(x: &[f32], shift: f32, out: &mut [MaybeUninit<f32>]) -> f32 {
+    assert_eq!(x.len(), out.len());
+    let (main, sh) = (x.len() / 8 * 8, splat(shift));
+    let (xp, op) = (x.as_ptr(), out.as_mut_ptr() as *mut f32);
+    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut i = 0;
+    while i + 16 <= main {
+        // SAFETY: i + 16 <= main <= len of both slices.
+        unsafe {
+            let e0 = exp(_mm256_sub_ps(_mm256_loadu_ps(xp.add(i)), sh));
+            let e1 = exp(_mm256_sub_ps(_mm256_loadu_ps(xp.add(i + 8)), sh));
+            _mm256_storeu_ps(op.add(i), e0);
+            _mm256_storeu_ps(op.add(i + 8), e1);
+            a0 = _mm256_add_ps(a0, e0);
+            a1 = _mm256_add_ps(a1, e1);
+        }
+        i += 16;
+    }
+    if i < main {
+        // SAFETY: i + 8 == main <= len.
+        unsafe {
+            let e = exp(_mm256_sub_ps(_mm256_loadu_ps(xp.add(i)), sh));
+            _mm256_storeu_ps(op.add(i), e);
+            a0 = _mm256_add_ps(a0, e);
+        }
+    }
+    let mut sum = hsum(_mm256_add_ps(a0, a1));
+    for (o, &v) in out[main..].iter_mut().zip(&x[main..]) {
+        let e = exp_scalar(v - shift);
+        o.write(e);
+        sum += e;
+    }
+    sum
+}
+
+/// The sum of exp(x - shift).
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn sum_exp_shift(x: &[f32], shift: f32) -> f32 {
+    let (main, sh) = (x.len() / 8 * 8, splat(shift));
+    let xp = x.as_ptr();
+    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut i = 0;
+    while i + 16 <= main {
+        // SAFETY: i + 16 <= main <= len.
+        unsafe {
+            a0 = _mm256_add_ps(a0, exp(_mm256_sub_ps(_mm256_loadu_ps(xp.add(i)), sh)));
+            a1 = _mm256_add_ps(a1, exp(_mm256_sub_ps(_mm256_loadu_ps(xp.add(i + 8)), sh)));
+        }
+        i += 16;
+    }
+    if i < main {
+        // SAFETY: i + 8 == main <= len.
+        a0 = _mm256_add_ps(a0, exp(_mm256_sub_ps(unsafe { _mm256_loadu_ps(xp.add(i)) }, sh)));
+    }
+    let mut sum = hsum(_mm256_add_ps(a0, a1));
+    for &v in &x[main..] {
+        sum += exp_scalar(v - shift);
+    }
+    sum
+}
+
+/// The vector exp on one value, so tails round exactly like the body.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn exp_scalar(x: f32) -> f32 {
+    _mm256_cvtss_f32(exp(splat(x)))
+}

@@ -1,0 +1,198 @@
+//! Accuracy of the f32 vector kernels against f64 references, over the whole range and at
+//! the edges (overflow, underflow into subnormals, infinities, NaN, signed zero).
+
+use super::*;
+use crate::cpu::elementwise::unary_f;
+
+/// Distance in units in the last place between two finite f32 of any sign.
+fn ulps(a: f32, b: f32) -> u64 {
+    let key = |v: f32| {
+        let i = v.to_bits() as i32;
+        if i < 0 {
+            i64::from(i32::MIN) - i64::from(i)
+        } else {
+            i64::from(i)
+        }
+    };
+    key(a).abs_diff(key(b))
+}
+
+fn run(op: UnaryOp, x: &[f32]) -> Vec<f32> {
+    let mut out = vec![MaybeUninit::uninit(); x.len()];
+    unary_run(op, x, &mut out);
+    // SAFETY: unary_run writes every element.
+    out.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+}
+
+fn run_grad(op: UnaryOp, x: &[f32], g: &[f32]) -> Vec<f32> {
+    let mut out = vec![MaybeUninit::uninit(); x.len()];
+    unary_grad_run(op, x, g, &mut out);
+    // SAFETY: unary_grad_run writes every element.
+    out.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+}
+
+/// A dense sweep of [lo, hi] plus the values around powers of two and special values.
+fn sweep(lo: f32, hi: f32, n: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..=n).map(|i| lo + (hi - lo) * (i as f32 / n as f32)).collect();
+    for e in -30..8 {
+        let p = (2f32).powi(e);
+        for s in [1.0f32, -1.0] {
+            v.extend([s * p, s * f32::from_bits(p.to_bits() + 1), s * f32::from_bits(p.to_bits() - 1)]);
+        }
+    }
+    v.extend([0.0, -0.0, f32::MIN_POSITIVE, -f32::MIN_POSITIVE, 1e-40, -1e-40, 1e-45]);
+    v
+}
+
+/// Relative condition number of `f` at `x`: how many ulps of output one ulp of input (or
+/// of an intermediate of the size of `x`) moves. No f32 formula can beat it.
+fn condition(f: &dyn Fn(f64) -> f64, x: f64) -> f64 {
+    let (h, y) = (1e-7 * x.abs().max(1e-30), f(x));
+    let d = (f(x + h) - f(x - h)) / (2.0 * h);
+    if y == 0.0 || !d.is_finite() {
+        return 0.0;
+    }
+    (x * d / y).abs()
+}
+
+/// Check `got` against the f64 reference rounded to f32: within `max_ulps` beyond the
+/// function's conditioning, or (for results below the normal range) within `abs`.
+fn check(name: &str, x: &[f32], got: &[f32], reference: impl Fn(f64) -> f64, max_ulps: u64, abs: f64) {
+    let mut worst = (0u64, 0f32);
+    for (&x, &y) in x.iter().zip(got) {
+        let r = reference(x as f64);
+        let allowed = max_ulps + condition(&reference, x as f64).ceil() as u64;
+        let rf = r as f32;
+        if r.is_nan() {
+            assert!(y.is_nan(), "{name}({x:e}) = {y:e}, want NaN");
+            continue;
+        }
+        if rf.is_infinite() || y.is_infinite() {
+            assert_eq!(y, rf, "{name}({x:e})");
+            continue;
+        }
+        if (y as f64 - r).abs() <= abs {
+            continue;
+        }
+        let u = ulps(y, rf);
+        if u > worst.0 {
+            worst = (u, x);
+        }
+        assert!(u <= allowed, "{name}({x:e}) = {y:e}, reference {r:e}: {u} ulps, {allowed} allowed");
+    }
+    eprintln!("{name}: worst {} ulps at {:e}", worst.0, worst.1);
+}
+
+#[test]
+fn exp_is_accurate_over_the_whole_range() {
+    let mut x = sweep(-110.0, 95.0, 400_000);
+    // The overflow threshold ln(f32::MAX) = 88.7228 and the subnormal range below -87.3.
+    let edge = 88.722_84f32;
+    for k in -40..40 {
+        x.push(f32::from_bits((edge.to_bits() as i64 + k) as u32));
+    }
+    x.extend([f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -87.33, -100.0, -103.2, -104.0, -1e30, 1e30]);
+    let y = run(UnaryOp::Exp, &x);
+    check("exp", &x, &y, f64::exp, 2, 1.5e-45);
+    assert_eq!(run(UnaryOp::Exp, &[0.0, -0.0]), [1.0, 1.0]);
+    assert_eq!(run(UnaryOp::Exp, &[89.0, 1000.0, -1000.0]), [f32::INFINITY, f32::INFINITY, 0.0]);
+}
+
+#[test]
+fn transcendental_ops_are_accurate() {
+    let mut x = sweep(-30.0, 30.0, 200_000);
+    x.extend([f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e30, -1e30, -90.0, -120.0]);
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let k = 0.797_884_560_802_865_4f64;
+    // silu and gelu at -inf are -inf * 0 here, in the scalar path and in PyTorch: NaN.
+    let gelu = |v: f64| if v == f64::NEG_INFINITY { f64::NAN } else { v * sig(2.0 * k * (v + 0.044_715 * v * v * v)) };
+    let silu = |v: f64| if v == f64::NEG_INFINITY { f64::NAN } else { v * sig(v) };
+    let cases: [(UnaryOp, &dyn Fn(f64) -> f64); 4] =
+        [(UnaryOp::Tanh, &f64::tanh), (UnaryOp::Sigmoid, &sig), (UnaryOp::Silu, &silu), (UnaryOp::GeluTanh, &gelu)];
+    for (op, f) in cases {
+        let y = run(op, &x);
+        // Results far below the normal range are flushed to 0 where the formula
+        // underflows (sigmoid(-120) = 7.7e-53 in f64): allow that absolutely.
+        check(op.name(), &x, &y, f, 4, 1e-37);
+    }
+    // Odd symmetry and signed zero.
+    let zeros: Vec<u32> = run(UnaryOp::Tanh, &[0.0, -0.0]).iter().map(|v| v.to_bits()).collect();
+    assert_eq!(zeros, [0.0f32.to_bits(), (-0.0f32).to_bits()]);
+    assert_eq!(run(UnaryOp::Sigmoid, &[0.0, -0.0]), [0.5, 0.5]);
+}
+
+#[test]
+fn gradients_match_the_scalar_derivatives() {
+    // Up to 80 so that exp stays finite.
+    let x: Vec<f32> = sweep(-12.0, 12.0, 20_000).into_iter().filter(|v| v.abs() < 80.0).collect();
+    let g: Vec<f32> = (0..x.len()).map(|i| 1.0 - (i % 7) as f32 * 0.25).collect();
+    for op in [UnaryOp::Exp, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Silu, UnaryOp::GeluTanh] {
+        let got = run_grad(op, &x, &g);
+        for ((&x, &g), &y) in x.iter().zip(&g).zip(&got) {
+            let want = g as f64 * unary_df(op, x as f64);
+            let scale = want.abs().max(1e-30);
+            // The derivatives combine several rounded values; ask for 1e-6 relative, or
+            // an absolute 1e-7 where the derivative crosses zero.
+            assert!(
+                ((y as f64 - want) / scale).abs() < 1e-6 || (y as f64 - want).abs() < 1e-7,
+                "{op:?}'({x:e}) * {g}: {y:e} vs {want:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn vector_and_scalar_paths_agree_on_every_op() {
+    // All ops through unary_run (vector where available) against the scalar f32 op,
+    // which for GELU loses digits to 1 + tanh for negative x: compare absolutely.
+    let x: Vec<f32> = (0..1003).map(|i| (i as f32 - 501.0) * 0.013).collect();
+    let ops = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Exp,
+        UnaryOp::Sqr,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Relu,
+        UnaryOp::GeluTanh,
+        UnaryOp::Silu,
+        UnaryOp::Affine { mul: 1.5, add: -2.0 },
+        UnaryOp::MaxScalar(0.3),
+    ];
+    for op in ops {
+        for (len, (&v, &y)) in x.iter().zip(&run(op, &x)).enumerate() {
+            let want = unary_f(op, v);
+            assert!((y - want).abs() <= 1e-6 * want.abs().max(1.0), "{op:?}({v}) = {y} vs {want} (at {len})");
+        }
+    }
+}
+
+#[test]
+fn row_kernels_match_scalar_sums() {
+    for n in [0usize, 1, 7, 8, 15, 16, 17, 100, 1000] {
+        let x: Vec<f32> = (0..n).map(|i| ((i * 37) % 23) as f32 * 0.7 - 5.0).collect();
+        let shift = 3.0f32;
+        let want: f64 = x.iter().map(|&v| (v as f64 - shift as f64).exp()).sum();
+        let mut out = vec![MaybeUninit::uninit(); n];
+        let s = f32::exp_shift(&x, shift, &mut out);
+        assert!((s as f64 - want).abs() <= 1e-6 * want.max(1.0), "exp_shift sum {s} vs {want} (n {n})");
+        for (o, &v) in out.iter().zip(&x) {
+            // SAFETY: exp_shift wrote every element.
+            let o = unsafe { o.assume_init() };
+            assert!(ulps(o, ((v - shift) as f64).exp() as f32) <= 2);
+        }
+        let s2 = f32::sum_exp_shift(&x, shift);
+        assert!((s2 as f64 - want).abs() <= 1e-6 * want.max(1.0), "sum_exp_shift {s2} vs {want} (n {n})");
+    }
+}
+
+#[test]
+fn fold_lanes_matches_a_plain_fold() {
+    for n in [0usize, 1, 15, 16, 17, 33, 1000] {
+        let x: Vec<f64> = (0..n).map(|i| (i as f64).sin()).collect();
+        let s = fold_lanes(&x, 0.0, |a, v| a + v, |a, b| a + b);
+        assert!((s - x.iter().sum::<f64>()).abs() < 1e-12);
+        let m = fold_lanes(&x, f64::NEG_INFINITY, f64::max, f64::max);
+        assert_eq!(m, x.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    }
+}
