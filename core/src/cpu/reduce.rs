@@ -2,9 +2,11 @@
 //! reduced as an `[outer, red, inner]` block, so every pass reads memory in order: rows
 //! (`inner == 1`) reduce along contiguous memory, columns accumulate whole rows.
 
-use super::strided::{build_vec, contiguous, PAR_GRAIN};
+use super::simd::fold_lanes;
+use super::strided::{build_vec_grain, contiguous, PAR_GRAIN};
 use crate::{Element, FloatElement, Layout, ReduceOp};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Split `axes` (sorted) into runs of consecutive axes.
 fn runs(axes: &[usize]) -> Vec<(usize, usize)> {
@@ -21,102 +23,104 @@ fn runs(axes: &[usize]) -> Vec<(usize, usize)> {
 /// Sum, max or min of a float view over `axes`; output keeps reduced dims as 1.
 pub(crate) fn reduce_float<T: FloatElement>(op: ReduceOp, x: &[T], l: &Layout, axes: &[usize]) -> Vec<T> {
     let mut dims = l.dims().to_vec();
-    let mut cur = contiguous(x, l).into_owned();
+    // A contiguous input is read in place; each pass makes a smaller owned array.
+    let mut cur = contiguous(x, l);
     // Reduce the innermost run first: it shrinks the data the most cheaply.
     for (a, b) in runs(axes).into_iter().rev() {
         let outer: usize = dims[..a].iter().product();
         let red: usize = dims[a..b].iter().product();
         let inner: usize = dims[b..].iter().product();
-        cur = reduce_block(op, &cur, outer, red, inner);
+        cur = Cow::Owned(match op {
+            ReduceOp::Sum => reduce_block(&cur, outer, red, inner, T::zero(), |a, v| a + v),
+            ReduceOp::Max => reduce_block(&cur, outer, red, inner, T::neg_infinity(), max_nan),
+            ReduceOp::Min => reduce_block(&cur, outer, red, inner, T::infinity(), min_nan),
+            _ => unreachable!("arg reductions go through reduce_arg"),
+        });
         for d in &mut dims[a..b] {
             *d = 1;
         }
     }
-    cur
+    cur.into_owned()
 }
 
-fn combine<T: FloatElement>(op: ReduceOp, acc: T, v: T) -> T {
-    match op {
-        ReduceOp::Sum => acc + v,
-        ReduceOp::Max => {
-            if v > acc || v.is_nan() {
-                v
-            } else {
-                acc
-            }
-        }
-        ReduceOp::Min => {
-            if v < acc || v.is_nan() {
-                v
-            } else {
-                acc
-            }
-        }
-        _ => unreachable!("arg reductions go through reduce_arg"),
+/// max that propagates NaN (like PyTorch's amax).
+#[inline(always)]
+fn max_nan<T: FloatElement>(acc: T, v: T) -> T {
+    if v > acc || v.is_nan() {
+        v
+    } else {
+        acc
     }
 }
 
-fn identity<T: FloatElement>(op: ReduceOp) -> T {
-    match op {
-        ReduceOp::Sum => T::zero(),
-        ReduceOp::Max => T::neg_infinity(),
-        ReduceOp::Min => T::infinity(),
-        _ => unreachable!(),
+#[inline(always)]
+fn min_nan<T: FloatElement>(acc: T, v: T) -> T {
+    if v < acc || v.is_nan() {
+        v
+    } else {
+        acc
     }
 }
 
-/// Reduce a contiguous row: pairwise halving down to blocks of 256, each block over eight
-/// independent accumulators, so f32 sums stay accurate (error grows with log n) and the
-/// inner loop vectorises.
-fn reduce_row<T: FloatElement>(op: ReduceOp, row: &[T]) -> T {
-    if row.len() > 256 {
-        let (a, b) = row.split_at(row.len() / 2 / 8 * 8);
-        return combine(op, reduce_row(op, a), reduce_row(op, b));
+/// Reduce a contiguous row: pairwise halving down to leaves of 1024, each leaf folded over
+/// independent lanes, so f32 sums stay accurate (error grows with log n) and the inner
+/// loop vectorises.
+fn reduce_row<T: FloatElement>(row: &[T], id: T, f: impl Fn(T, T) -> T + Copy) -> T {
+    const LEAF: usize = 1024;
+    if row.len() > LEAF {
+        // Half rounded up to whole leaves: 0 < split < len whenever len > LEAF.
+        let (a, b) = row.split_at((row.len() / 2).next_multiple_of(LEAF));
+        return f(reduce_row(a, id, f), reduce_row(b, id, f));
     }
-    let mut acc = [identity::<T>(op); 8];
-    let chunks = row.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for k in 0..8 {
-            acc[k] = combine(op, acc[k], c[k]);
-        }
-    }
-    let mut r = identity::<T>(op);
-    for &v in rest {
-        r = combine(op, r, v);
-    }
-    acc.iter().fold(r, |r, &a| combine(op, r, a))
+    fold_lanes(row, id, f, f)
 }
 
-fn reduce_block<T: FloatElement>(op: ReduceOp, x: &[T], outer: usize, red: usize, inner: usize) -> Vec<T> {
+/// Reduce the middle axis of a contiguous `[outer, red, inner]` block with `f` from `id`.
+fn reduce_block<T: FloatElement>(
+    x: &[T],
+    outer: usize,
+    red: usize,
+    inner: usize,
+    id: T,
+    f: impl Fn(T, T) -> T + Copy + Sync,
+) -> Vec<T> {
     if inner == 1 {
         if outer == 1 && red > PAR_GRAIN {
             // One long row: partial results per chunk, combined in a fixed order.
-            let parts: Vec<T> = x.par_chunks(PAR_GRAIN).map(|c| reduce_row(op, c)).collect();
-            return vec![reduce_row(op, &parts)];
+            let parts: Vec<T> = x.par_chunks(PAR_GRAIN).map(|c| reduce_row(c, id, f)).collect();
+            return vec![reduce_row(&parts, id, f)];
         }
-        return build_vec(outer, |s, out| {
+        // Rows: enough rows per task that each reads about PAR_GRAIN elements.
+        return build_vec_grain(outer, PAR_GRAIN / red.max(1), |s, out| {
             for (i, o) in out.iter_mut().enumerate() {
                 let r = s + i;
-                o.write(reduce_row(op, &x[r * red..(r + 1) * red]));
+                o.write(reduce_row(&x[r * red..(r + 1) * red], id, f));
             }
         });
     }
-    // Columns: accumulate whole inner rows. Parallel over outer blocks.
-    let mut out = vec![identity::<T>(op); outer * inner];
-    let work = |(o, acc): (usize, &mut [T])| {
-        let base = o * red * inner;
+    // Columns: each task owns a block of output columns of one outer index and folds the
+    // `red` rows of that block into it, reading each row piece contiguously.
+    let mut out = vec![id; outer * inner];
+    let block = (PAR_GRAIN / red.max(1)).max(256).min(inner);
+    let work = |o: usize, c: usize, acc: &mut [T]| {
+        let base = o * red * inner + c * block;
         for r in 0..red {
-            let row = &x[base + r * inner..base + (r + 1) * inner];
+            let row = &x[base + r * inner..base + r * inner + acc.len()];
             for (a, &v) in acc.iter_mut().zip(row) {
-                *a = combine(op, *a, v);
+                *a = f(*a, v);
             }
         }
     };
-    if outer * red * inner > PAR_GRAIN && outer > 1 {
-        out.par_chunks_mut(inner).enumerate().for_each(work);
+    if outer * red * inner > PAR_GRAIN {
+        out.par_chunks_mut(inner).enumerate().for_each(|(o, orow)| {
+            orow.par_chunks_mut(block).enumerate().for_each(|(c, acc)| work(o, c, acc));
+        });
     } else {
-        out.chunks_mut(inner).enumerate().for_each(work);
+        for (o, orow) in out.chunks_mut(inner).enumerate() {
+            for (c, acc) in orow.chunks_mut(block).enumerate() {
+                work(o, c, acc);
+            }
+        }
     }
     out
 }
@@ -132,7 +136,7 @@ pub(crate) fn reduce_arg<T: Element>(op: ReduceOp, x: &[T], l: &Layout, axis: us
         ReduceOp::ArgMax => v > best,
         _ => v < best,
     };
-    build_vec(outer * inner, |s, out| {
+    build_vec_grain(outer * inner, PAR_GRAIN / red.max(1), |s, out| {
         for (i, o) in out.iter_mut().enumerate() {
             let (ou, inn) = ((s + i) / inner, (s + i) % inner);
             let base = ou * red * inner + inn;
@@ -171,6 +175,59 @@ mod tests {
         let t = l.transpose(0, 2).unwrap(); // [4, 3, 2]
         assert_eq!(reduce_float(ReduceOp::Min, &x, &t, &[0]), vec![0., 12., 4., 16., 8., 20.]);
         assert_eq!(reduce_arg(ReduceOp::ArgMax, &x, &t, 0), vec![3; 6]);
+    }
+
+    #[test]
+    fn parallel_rows_and_columns_match_a_naive_reduction() {
+        // Large enough that rows and column blocks are split across tasks; odd sizes.
+        for (a, b, c) in [(3usize, 1001usize, 37usize), (1, 4099, 300), (700, 3, 129), (2, 70_001, 1)] {
+            let x: Vec<f64> = (0..a * b * c).map(|i| ((i * 7919) % 1013) as f64 - 506.0).collect();
+            let l = Layout::contiguous([a, b, c]);
+            for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
+                for axes in [vec![0], vec![1], vec![2], vec![0, 1], vec![1, 2], vec![0, 2], vec![0, 1, 2]] {
+                    let got = reduce_float(op, &x, &l, &axes);
+                    let odims: Vec<usize> = (0..3).map(|d| if axes.contains(&d) { 1 } else { [a, b, c][d] }).collect();
+                    let mut want = vec![
+                        match op {
+                            ReduceOp::Sum => 0.0,
+                            ReduceOp::Max => f64::NEG_INFINITY,
+                            _ => f64::INFINITY,
+                        };
+                        odims.iter().product()
+                    ];
+                    for i in 0..a {
+                        for j in 0..b {
+                            for k in 0..c {
+                                let o = [i, j, k];
+                                let idx =
+                                    (0..3).fold(0, |acc, d| acc * odims[d] + if axes.contains(&d) { 0 } else { o[d] });
+                                let v = x[(i * b + j) * c + k];
+                                want[idx] = match op {
+                                    ReduceOp::Sum => want[idx] + v,
+                                    ReduceOp::Max => want[idx].max(v),
+                                    _ => want[idx].min(v),
+                                };
+                            }
+                        }
+                    }
+                    assert_eq!(got, want, "{op:?} over {axes:?} of {:?}", [a, b, c]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn max_and_min_propagate_nan() {
+        let mut x = vec![1.0f32; 5000];
+        x[4321] = f32::NAN;
+        let l = Layout::contiguous([50, 100]);
+        for op in [ReduceOp::Max, ReduceOp::Min] {
+            assert!(reduce_float(op, &x, &l, &[0, 1])[0].is_nan());
+            let rows = reduce_float(op, &x, &l, &[1]);
+            assert!(rows[43].is_nan() && rows.iter().filter(|v| v.is_nan()).count() == 1);
+            let cols = reduce_float(op, &x, &l, &[0]);
+            assert!(cols[21].is_nan() && cols.iter().filter(|v| v.is_nan()).count() == 1);
+        }
     }
 
     #[test]
