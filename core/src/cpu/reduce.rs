@@ -98,29 +98,39 @@ fn reduce_block<T: FloatElement>(
             }
         });
     }
-    // Columns: each task owns a block of output columns of one outer index and folds the
-    // `red` rows of that block into it, reading each row piece contiguously.
-    let mut out = vec![id; outer * inner];
-    let block = (PAR_GRAIN / red.max(1)).max(256).min(inner);
-    let work = |o: usize, c: usize, acc: &mut [T]| {
-        let base = o * red * inner + c * block;
-        for r in 0..red {
-            let row = &x[base + r * inner..base + r * inner + acc.len()];
+    // Columns: fold whole rows of `inner` into an accumulator, streaming through memory.
+    let fold_rows = |o: usize, rows: std::ops::Range<usize>| {
+        let mut acc = vec![id; inner];
+        for r in rows {
+            let row = &x[(o * red + r) * inner..(o * red + r + 1) * inner];
             for (a, &v) in acc.iter_mut().zip(row) {
                 *a = f(*a, v);
             }
         }
+        acc
     };
-    if outer * red * inner > PAR_GRAIN {
-        out.par_chunks_mut(inner).enumerate().for_each(|(o, orow)| {
-            orow.par_chunks_mut(block).enumerate().for_each(|(c, acc)| work(o, c, acc));
-        });
-    } else {
-        for (o, orow) in out.chunks_mut(inner).enumerate() {
-            for (c, acc) in orow.chunks_mut(block).enumerate() {
-                work(o, c, acc);
+    if outer * red * inner <= PAR_GRAIN {
+        return (0..outer).flat_map(|o| fold_rows(o, 0..red)).collect();
+    }
+    // Few outer blocks: also split the reduced rows into a fixed number of parts (so the
+    // result does not depend on the thread count) and combine the partial rows in order.
+    let parts = if outer >= 8 { 1 } else { (red * inner / PAR_GRAIN).clamp(1, 16).min(red) };
+    let partial: Vec<Vec<T>> = (0..outer * parts)
+        .into_par_iter()
+        .map(|t| {
+            let (o, p) = (t / parts, t % parts);
+            fold_rows(o, p * red / parts..(p + 1) * red / parts)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(outer * inner);
+    for block in partial.chunks(parts) {
+        let mut acc = block[0].clone();
+        for part in &block[1..] {
+            for (a, &v) in acc.iter_mut().zip(part) {
+                *a = f(*a, v);
             }
         }
+        out.extend_from_slice(&acc);
     }
     out
 }
