@@ -1,9 +1,11 @@
 //! Batched matmul through the `gemm` crate, which takes row and column strides, so
 //! transposed and sliced operands are read in place without a copy.
 
+use super::strided::output_vec;
 use crate::{Element, Layout, Shape};
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Element types gemm supports here.
 pub(crate) trait GemmElement: Element {}
@@ -27,21 +29,24 @@ pub(crate) fn matmul<T: GemmElement + Default>(a: &[T], la: &Layout, b: &[T], lb
     let (m, k, n) = (la.dims()[r - 2], la.dims()[r - 1], lb.dims()[r - 1]);
     let batches = batch_offsets(la);
     let batches_b = batch_offsets(lb);
-    let mut out = vec![T::default(); batches.len() * m * n];
+    let len = batches.len() * m * n;
     if m * n == 0 || k == 0 {
-        return out;
+        return vec![T::default(); len];
     }
+    // gemm overwrites the output (it is called without reading dst), so no zero fill.
+    let mut out: Vec<T> = output_vec(len);
     let (a_rs, a_cs) = (stride(la, r - 2), stride(la, r - 1));
     let (b_rs, b_cs) = (stride(lb, r - 2), stride(lb, r - 1));
-    let run = |dst: &mut [T], oa: usize, ob: usize, par: Parallelism| {
+    let run = |dst: &mut [MaybeUninit<T>], oa: usize, ob: usize, par: Parallelism| {
         // SAFETY: the layouts were checked against the storages by the caller; offsets
-        // plus strides stay within them, and dst holds exactly m*n elements.
+        // plus strides stay within them, and dst holds exactly m*n elements, which gemm
+        // writes without reading (read_dst = false).
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
-                dst.as_mut_ptr(),
+                dst.as_mut_ptr() as *mut T,
                 1,
                 n as isize,
                 false,
@@ -61,17 +66,22 @@ pub(crate) fn matmul<T: GemmElement + Default>(a: &[T], la: &Layout, b: &[T], lb
         }
     };
     let flops = m * n * k;
-    if batches.len() > 1 && flops < 64 * 64 * 64 {
-        // Many small matrices: one matrix per task.
-        out.par_chunks_mut(m * n)
+    let spare = &mut out.spare_capacity_mut()[..len];
+    if batches.len() > 1 && flops < 256 * 256 * 256 {
+        // Many small or medium matrices (attention heads): one matrix per task beats
+        // splitting each small product across threads.
+        spare
+            .par_chunks_mut(m * n)
             .zip(batches.par_iter().zip(batches_b.par_iter()))
             .for_each(|(dst, (&oa, &ob))| run(dst, oa, ob, Parallelism::None));
     } else {
         let par = if flops >= 48 * 48 * 48 { Parallelism::Rayon(0) } else { Parallelism::None };
-        for (dst, (&oa, &ob)) in out.chunks_mut(m * n).zip(batches.iter().zip(&batches_b)) {
+        for (dst, (&oa, &ob)) in spare.chunks_mut(m * n).zip(batches.iter().zip(&batches_b)) {
             run(dst, oa, ob, par);
         }
     }
+    // SAFETY: every m*n block was written by gemm.
+    unsafe { out.set_len(len) };
     out
 }
 
