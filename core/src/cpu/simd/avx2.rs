@@ -5,7 +5,8 @@
 //! expm1(r) by its Taylor polynomial to r^7 (truncation below 0.3 ulp on that interval),
 //! then a scale by 2^n done as two power-of-two factors so results that are subnormal or
 //! overflow still round once. tanh goes through expm1 so it keeps full relative accuracy
-//! near zero; sigmoid uses exp(-|x|) so neither tail cancels or overflows.
+//! near zero; sigmoid uses exp(-|x|) so neither tail cancels or overflows. Exact GELU
+//! goes through the normal tail erfc(|x| / sqrt 2) / 2 (see `ERFC_P`).
 
 use crate::UnaryOp;
 use std::arch::x86_64::*;
@@ -14,6 +15,27 @@ use std::mem::MaybeUninit;
 /// ln 2 as the nearest f32 plus the f32 nearest to what that leaves out.
 const LN2_HI: f32 = std::f32::consts::LN_2;
 const LN2_LO: f32 = -1.904_654_3e-9;
+/// erfc(z) = t exp(-z^2 + P(u)) with t = 2 / (2 + z) and u mapping t in [T_MIN, 1] onto
+/// [-1, 1]: P is a degree-10 Chebyshev interpolant of ln(erfc(z) / t) + z^2 (fitted here
+/// with mpmath; its error is below 1.4e-8, so erfc keeps full relative accuracy) for
+/// 0 <= z <= 2 / T_MIN - 2 = 11.3, past where erfc(z) / 2 underflows f32.
+const ERFC_T_MIN: f32 = 0.15;
+const ERFC_P: [f32; 11] = [
+    -2.730_395_9e-5,
+    6.976_295e-5,
+    1.394_691_6e-4,
+    -6.342_764e-4,
+    -2.249_958_6e-4,
+    4.123_369e-3,
+    -1.534_448_9e-3,
+    -3.116_926_4e-2,
+    1.821_785_8e-2,
+    5.810_348e-1,
+    -5.699_95e-1,
+];
+/// 1 / sqrt(2 pi).
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
 /// sqrt(2/pi) and the cubic coefficient of GELU's tanh approximation.
 const GELU_K: f32 = 0.797_884_6;
 const GELU_C: f32 = 0.044_715;
@@ -118,6 +140,60 @@ fn gelu_u(x: __m256) -> __m256 {
     _mm256_mul_ps(x, _mm256_fmadd_ps(splat(2.0 * GELU_K * GELU_C), _mm256_mul_ps(x, x), splat(2.0 * GELU_K)))
 }
 
+/// x^2 / 2 as an unevaluated sum hi + lo (exact: FMA recovers the product's rounding).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn half_square(x: __m256) -> (__m256, __m256) {
+    let h = _mm256_mul_ps(x, x);
+    let l = _mm256_fmsub_ps(x, x, h);
+    (_mm256_mul_ps(h, splat(0.5)), _mm256_mul_ps(l, splat(0.5)))
+}
+
+/// Phi(-|x|) = erfc(|x| / sqrt 2) / 2, the normal distribution's lower tail, to full
+/// relative accuracy however far out: the exponent -x^2/2 + P is carried in two parts so
+/// that its rounding does not turn into relative error of the result.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn normal_tail(x: __m256) -> __m256 {
+    // Beyond |x| = 20 the tail is 0 in f32; the clamp keeps x^2 finite (NaN passes).
+    let ax = _mm256_min_ps(splat(20.0), _mm256_andnot_ps(sign_bit(), x));
+    let z = _mm256_min_ps(splat(10.5), _mm256_mul_ps(ax, splat(std::f32::consts::FRAC_1_SQRT_2)));
+    let t = _mm256_div_ps(splat(2.0), _mm256_add_ps(splat(2.0), z));
+    let scale = 2.0 / (1.0 - ERFC_T_MIN);
+    let u = _mm256_fmsub_ps(t, splat(scale), splat((1.0 + ERFC_T_MIN) / (1.0 - ERFC_T_MIN)));
+    let mut p = splat(ERFC_P[0]);
+    for &c in &ERFC_P[1..] {
+        p = _mm256_fmadd_ps(p, u, splat(c));
+    }
+    // Past z = 10.5 (|x| > 14.8) the clamp keeps P in range; x^2 / 2 alone then drives
+    // the result to 0, as it should.
+    let (h, l) = half_square(ax);
+    let q = _mm256_sub_ps(p, l);
+    let s = _mm256_sub_ps(q, h);
+    // s = q - h rounded; c is what the rounding lost (exact while h dominates q).
+    let c = _mm256_sub_ps(q, _mm256_add_ps(s, h));
+    let e = exp(s);
+    _mm256_mul_ps(_mm256_mul_ps(splat(0.5), t), _mm256_fmadd_ps(e, c, e))
+}
+
+/// (Phi(x), 1 - Phi(x)), the normal CDF and its complement.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn normal_cdf_pair(x: __m256) -> (__m256, __m256) {
+    let tail = normal_tail(x);
+    let body = _mm256_sub_ps(splat(1.0), tail);
+    (_mm256_blendv_ps(body, tail, x), _mm256_blendv_ps(tail, body, x))
+}
+
+/// The normal density exp(-x^2 / 2) / sqrt(2 pi).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn normal_pdf(x: __m256) -> __m256 {
+    let (h, l) = half_square(x);
+    let e = exp(_mm256_sub_ps(_mm256_setzero_ps(), h));
+    _mm256_mul_ps(_mm256_fnmadd_ps(e, l, e), splat(FRAC_1_SQRT_2PI))
+}
+
 /// f(x) for the ops with a vector kernel here.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -128,6 +204,7 @@ fn apply(op: UnaryOp, x: __m256) -> __m256 {
         UnaryOp::Sigmoid => sigmoid(x),
         UnaryOp::Silu => _mm256_mul_ps(x, sigmoid(x)),
         UnaryOp::GeluTanh => _mm256_mul_ps(x, sigmoid(gelu_u(x))),
+        UnaryOp::GeluErf => _mm256_mul_ps(x, normal_cdf_pair(x).0),
         _ => unreachable!("no vector kernel for {op:?}"),
     }
 }
@@ -160,13 +237,15 @@ fn apply_grad(op: UnaryOp, x: __m256, g: __m256) -> __m256 {
             let du = _mm256_fmadd_ps(splat(6.0 * GELU_K * GELU_C), _mm256_mul_ps(x, x), splat(2.0 * GELU_K));
             _mm256_fmadd_ps(_mm256_mul_ps(x, _mm256_mul_ps(s, c)), du, s)
         }
+        // d/dx x Phi(x) = Phi(x) + x pdf(x)
+        UnaryOp::GeluErf => _mm256_fmadd_ps(x, normal_pdf(x), normal_cdf_pair(x).0),
         _ => unreachable!("no vector kernel for {op:?}"),
     };
     _mm256_mul_ps(g, df)
 }
 
 pub(super) fn has_kernel(op: UnaryOp) -> bool {
-    matches!(op, UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Silu | UnaryOp::GeluTanh)
+    matches!(op, UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Silu | UnaryOp::GeluTanh | UnaryOp::GeluErf)
 }
 
 /// Load up to 8 lanes from `x` (the rest zero).
@@ -215,6 +294,7 @@ pub(super) fn unary(op: UnaryOp, x: &[f32], out: &mut [MaybeUninit<f32>]) {
         UnaryOp::Sigmoid => map(x, out, |v| apply(UnaryOp::Sigmoid, v)),
         UnaryOp::Silu => map(x, out, |v| apply(UnaryOp::Silu, v)),
         UnaryOp::GeluTanh => map(x, out, |v| apply(UnaryOp::GeluTanh, v)),
+        UnaryOp::GeluErf => map(x, out, |v| apply(UnaryOp::GeluErf, v)),
         _ => unreachable!("no vector kernel for {op:?}"),
     }
 }
@@ -241,6 +321,7 @@ pub(super) fn unary_grad(op: UnaryOp, x: &[f32], g: &[f32], out: &mut [MaybeUnin
         UnaryOp::Sigmoid => map2(x, g, out, |x, g| apply_grad(UnaryOp::Sigmoid, x, g)),
         UnaryOp::Silu => map2(x, g, out, |x, g| apply_grad(UnaryOp::Silu, x, g)),
         UnaryOp::GeluTanh => map2(x, g, out, |x, g| apply_grad(UnaryOp::GeluTanh, x, g)),
+        UnaryOp::GeluErf => map2(x, g, out, |x, g| apply_grad(UnaryOp::GeluErf, x, g)),
         _ => unreachable!("no vector kernel for {op:?}"),
     }
 }

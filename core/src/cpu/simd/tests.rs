@@ -121,12 +121,53 @@ fn transcendental_ops_are_accurate() {
     assert_eq!(run(UnaryOp::Sigmoid, &[0.0, -0.0]), [0.5, 0.5]);
 }
 
+/// erfc in f64 for the reference: the series of `erf_f64` near 0, and for z >= 2 the
+/// continued fraction, which keeps relative accuracy in the far tail.
+fn erfc64(z: f64) -> f64 {
+    if z < 2.0 {
+        return 1.0 - crate::cpu::elementwise::erf_f64(z);
+    }
+    let mut f = z;
+    for k in (1..200).rev() {
+        f = z + (k as f64 / 2.0) / f;
+    }
+    (-z * z).exp() / std::f64::consts::PI.sqrt() / f
+}
+
+#[test]
+fn exact_gelu_is_accurate() {
+    let mut x = sweep(-16.0, 12.0, 200_000);
+    x.extend([f32::INFINITY, f32::NAN, -13.0, -14.0, -14.5, 1e30, -1e30, 1e-30, -1e-30]);
+    let phi = |v: f64| {
+        let t = 0.5 * erfc64(v.abs() * std::f64::consts::FRAC_1_SQRT_2);
+        if v < 0.0 {
+            t
+        } else {
+            1.0 - t
+        }
+    };
+    let gelu = |v: f64| if v.is_infinite() { v.max(0.0) * if v > 0.0 { 1.0 } else { f64::NAN } } else { v * phi(v) };
+    check("gelu_erf", &x, &run(UnaryOp::GeluErf, &x), gelu, 6, 1e-38);
+    assert!(run(UnaryOp::GeluErf, &[f32::NEG_INFINITY])[0].is_nan());
+    // The gradient Phi(x) + x pdf(x) against the f64 formula.
+    let xs: Vec<f32> = sweep(-14.0, 12.0, 50_000).into_iter().collect();
+    let ones = vec![1.0f32; xs.len()];
+    let pdf = |v: f64| (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    for (&v, &y) in xs.iter().zip(&run_grad(UnaryOp::GeluErf, &xs, &ones)) {
+        let (v, want) = (v as f64, phi(v as f64) + v as f64 * pdf(v as f64));
+        // Phi + x pdf cancels for negative x (both terms ~ pdf): allow 4 ulps of the
+        // larger term (and below the normal range, 1e-38 absolutely).
+        let scale = phi(v).abs().max((v * pdf(v)).abs());
+        assert!((y as f64 - want).abs() <= 4.0 * f32::EPSILON as f64 * scale + 1e-38, "gelu_erf'({v}) = {y} vs {want}");
+    }
+}
+
 #[test]
 fn gradients_match_the_scalar_derivatives() {
     // Up to 80 so that exp stays finite.
     let x: Vec<f32> = sweep(-12.0, 12.0, 20_000).into_iter().filter(|v| v.abs() < 80.0).collect();
     let g: Vec<f32> = (0..x.len()).map(|i| 1.0 - (i % 7) as f32 * 0.25).collect();
-    for op in [UnaryOp::Exp, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Silu, UnaryOp::GeluTanh] {
+    for op in [UnaryOp::Exp, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Silu, UnaryOp::GeluTanh, UnaryOp::GeluErf] {
         let got = run_grad(op, &x, &g);
         for ((&x, &g), &y) in x.iter().zip(&g).zip(&got) {
             let want = g as f64 * unary_df(op, x as f64);
@@ -155,6 +196,7 @@ fn vector_and_scalar_paths_agree_on_every_op() {
         UnaryOp::Sigmoid,
         UnaryOp::Relu,
         UnaryOp::GeluTanh,
+        UnaryOp::GeluErf,
         UnaryOp::Silu,
         UnaryOp::Affine { mul: 1.5, add: -2.0 },
         UnaryOp::MaxScalar(0.3),
