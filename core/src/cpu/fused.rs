@@ -37,14 +37,13 @@ fn per_row<U: Send + Copy>(rows: usize, cols: usize, f: impl Fn(usize) -> U + Sy
     })
 }
 
-/// The largest element, ignoring NaN (-inf for an empty row).
-fn row_max<T: FloatElement>(x: &[T]) -> T {
-    let max = |m: T, v: T| if v > m { v } else { m };
-    fold_lanes(x, T::neg_infinity(), max, max)
+/// The largest element (NaN if any is: the row's outputs are NaN either way).
+fn row_max<T: VecMath>(x: &[T]) -> T {
+    T::max_row(x)
 }
 
-fn row_sum<T: FloatElement>(x: &[T]) -> T {
-    fold_lanes(x, T::zero(), |a, v| a + v, |a, b| a + b)
+fn row_sum<T: VecMath>(x: &[T]) -> T {
+    T::sum_row(x)
 }
 
 fn rows_of(len: usize, cols: usize) -> usize {
@@ -93,7 +92,7 @@ pub(crate) fn softmax_grad<T: VecMath>(y: &[T], g: &[T], cols: usize, log: bool)
 }
 
 /// (mean, 1 / sqrt(mean square + eps)) of a row; the mean is 0 for RMS norm.
-fn norm_stats<T: FloatElement>(kind: NormKind, row: &[T], eps: T) -> (T, T) {
+fn norm_stats<T: VecMath>(kind: NormKind, row: &[T], eps: T) -> (T, T) {
     let n = T::from_usize(row.len());
     let add = |a: T, b: T| a + b;
     let (mean, ms) = match kind {
@@ -107,7 +106,7 @@ fn norm_stats<T: FloatElement>(kind: NormKind, row: &[T], eps: T) -> (T, T) {
 }
 
 /// Returns (y, mean (layer norm only), rstd).
-pub(crate) fn norm<T: FloatElement>(
+pub(crate) fn norm<T: VecMath>(
     kind: NormKind,
     x: &[T],
     cols: usize,

@@ -384,7 +384,7 @@ impl Backend for CpuBackend {
     }
 
     fn norm(&self, kind: NormKind, x: View, weight: Option<View>, bias: Option<View>, eps: f64) -> Result<NormOut> {
-        fn run<'a, T: FloatElement + Element>(
+        fn run<'a, T: simd::VecMath + Element>(
             kind: NormKind,
             x: View<'a>,
             w: Option<View<'a>>,

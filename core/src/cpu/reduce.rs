@@ -2,7 +2,7 @@
 //! reduced as an `[outer, red, inner]` block, so every pass reads memory in order: rows
 //! (`inner == 1`) reduce along contiguous memory, columns accumulate whole rows.
 
-use super::simd::fold_lanes;
+use super::simd::{max_nan, min_nan, VecMath};
 use super::strided::{build_vec_grain, contiguous, PAR_GRAIN};
 use crate::{Element, FloatElement, Layout, ReduceOp};
 use rayon::prelude::*;
@@ -21,7 +21,7 @@ fn runs(axes: &[usize]) -> Vec<(usize, usize)> {
 }
 
 /// Sum, max or min of a float view over `axes`; output keeps reduced dims as 1.
-pub(crate) fn reduce_float<T: FloatElement>(op: ReduceOp, x: &[T], l: &Layout, axes: &[usize]) -> Vec<T> {
+pub(crate) fn reduce_float<T: VecMath>(op: ReduceOp, x: &[T], l: &Layout, axes: &[usize]) -> Vec<T> {
     let mut dims = l.dims().to_vec();
     // A contiguous input is read in place; each pass makes a smaller owned array.
     let mut cur = contiguous(x, l);
@@ -31,9 +31,9 @@ pub(crate) fn reduce_float<T: FloatElement>(op: ReduceOp, x: &[T], l: &Layout, a
         let red: usize = dims[a..b].iter().product();
         let inner: usize = dims[b..].iter().product();
         cur = Cow::Owned(match op {
-            ReduceOp::Sum => reduce_block(&cur, outer, red, inner, T::zero(), |a, v| a + v),
-            ReduceOp::Max => reduce_block(&cur, outer, red, inner, T::neg_infinity(), max_nan),
-            ReduceOp::Min => reduce_block(&cur, outer, red, inner, T::infinity(), min_nan),
+            ReduceOp::Sum => reduce_block(&cur, outer, red, inner, T::zero(), |a, v| a + v, T::sum_row),
+            ReduceOp::Max => reduce_block(&cur, outer, red, inner, T::neg_infinity(), max_nan, T::max_row),
+            ReduceOp::Min => reduce_block(&cur, outer, red, inner, T::infinity(), min_nan, T::min_row),
             _ => unreachable!("arg reductions go through reduce_arg"),
         });
         for d in &mut dims[a..b] {
@@ -43,36 +43,16 @@ pub(crate) fn reduce_float<T: FloatElement>(op: ReduceOp, x: &[T], l: &Layout, a
     cur.into_owned()
 }
 
-/// max that propagates NaN (like PyTorch's amax).
-#[inline(always)]
-fn max_nan<T: FloatElement>(acc: T, v: T) -> T {
-    if v > acc || v.is_nan() {
-        v
-    } else {
-        acc
-    }
-}
-
-#[inline(always)]
-fn min_nan<T: FloatElement>(acc: T, v: T) -> T {
-    if v < acc || v.is_nan() {
-        v
-    } else {
-        acc
-    }
-}
-
-/// Reduce a contiguous row: pairwise halving down to leaves of 1024, each leaf folded over
-/// independent lanes, so f32 sums stay accurate (error grows with log n) and the inner
-/// loop vectorises.
-fn reduce_row<T: FloatElement>(row: &[T], id: T, f: impl Fn(T, T) -> T + Copy) -> T {
+/// Reduce a contiguous row: pairwise halving down to leaves of 1024 that `leaf` reduces
+/// (over vector lanes), so f32 sums stay accurate (error grows with log n).
+fn reduce_row<T: FloatElement>(row: &[T], f: impl Fn(T, T) -> T + Copy, leaf: fn(&[T]) -> T) -> T {
     const LEAF: usize = 1024;
     if row.len() > LEAF {
         // Half rounded up to whole leaves: 0 < split < len whenever len > LEAF.
         let (a, b) = row.split_at((row.len() / 2).next_multiple_of(LEAF));
-        return f(reduce_row(a, id, f), reduce_row(b, id, f));
+        return f(reduce_row(a, f, leaf), reduce_row(b, f, leaf));
     }
-    fold_lanes(row, id, f, f)
+    leaf(row)
 }
 
 /// Reduce the middle axis of a contiguous `[outer, red, inner]` block with `f` from `id`.
@@ -83,18 +63,19 @@ fn reduce_block<T: FloatElement>(
     inner: usize,
     id: T,
     f: impl Fn(T, T) -> T + Copy + Sync,
+    leaf: fn(&[T]) -> T,
 ) -> Vec<T> {
     if inner == 1 {
         if outer == 1 && red > PAR_GRAIN {
             // One long row: partial results per chunk, combined in a fixed order.
-            let parts: Vec<T> = x.par_chunks(PAR_GRAIN).map(|c| reduce_row(c, id, f)).collect();
-            return vec![reduce_row(&parts, id, f)];
+            let parts: Vec<T> = x.par_chunks(PAR_GRAIN).map(|c| reduce_row(c, f, leaf)).collect();
+            return vec![reduce_row(&parts, f, leaf)];
         }
         // Rows: enough rows per task that each reads about PAR_GRAIN elements.
         return build_vec_grain(outer, PAR_GRAIN / red.max(1), |s, out| {
             for (i, o) in out.iter_mut().enumerate() {
                 let r = s + i;
-                o.write(reduce_row(&x[r * red..(r + 1) * red], id, f));
+                o.write(reduce_row(&x[r * red..(r + 1) * red], f, leaf));
             }
         });
     }

@@ -403,3 +403,68 @@ pub(super) fn sum_exp_shift(x: &[f32], shift: f32) -> f32 {
 fn exp_scalar(x: f32) -> f32 {
     _mm256_cvtss_f32(exp(splat(x)))
 }
+
+/// Fold a row into one vector with `step`, four registers at a time; the tail is padded
+/// with `pad` (the fold's identity). Also says whether any element was NaN.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn fold(x: &[f32], pad: f32, step: impl Fn(__m256, __m256) -> __m256) -> (__m256, bool) {
+    let main = x.len() / 32 * 32;
+    let p = x.as_ptr();
+    let mut acc = [splat(pad); 4];
+    let mut nan = _mm256_setzero_ps();
+    for i in (0..main).step_by(32) {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 32 <= main <= len.
+            let v = unsafe { _mm256_loadu_ps(p.add(i + 8 * k)) };
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+            *a = step(*a, v);
+        }
+    }
+    for c in x[main..].chunks(8) {
+        let mut buf = [pad; 8];
+        buf[..c.len()].copy_from_slice(c);
+        // SAFETY: buf holds 8 floats.
+        let v = unsafe { _mm256_loadu_ps(buf.as_ptr()) };
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+        acc[0] = step(acc[0], v);
+    }
+    let v = step(step(acc[0], acc[1]), step(acc[2], acc[3]));
+    (v, _mm256_movemask_ps(nan) != 0)
+}
+
+/// The eight lanes of a vector.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn lanes(v: __m256) -> [f32; 8] {
+    let mut out = [0f32; 8];
+    // SAFETY: out holds 8 floats.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+    out
+}
+
+/// Sum of a row over 32 lanes (the caller splits long rows pairwise).
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn sum(x: &[f32]) -> f32 {
+    hsum(fold(x, 0.0, |a, v| _mm256_add_ps(a, v)).0)
+}
+
+/// Largest element; NaN if any element is NaN; -inf for an empty row.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn max(x: &[f32]) -> f32 {
+    let (v, nan) = fold(x, f32::NEG_INFINITY, |a, v| _mm256_max_ps(a, v));
+    if nan {
+        return f32::NAN;
+    }
+    lanes(v).into_iter().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// Smallest element; NaN if any element is NaN; +inf for an empty row.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn min(x: &[f32]) -> f32 {
+    let (v, nan) = fold(x, f32::INFINITY, |a, v| _mm256_min_ps(a, v));
+    if nan {
+        return f32::NAN;
+    }
+    lanes(v).into_iter().fold(f32::INFINITY, f32::min)
+}

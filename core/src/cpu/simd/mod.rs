@@ -54,6 +54,41 @@ pub(crate) trait VecMath: FloatElement {
     fn sum_exp_shift(x: &[Self], shift: Self) -> Self {
         fold_lanes(x, Self::zero(), |a, v| a + (v - shift).exp(), |a, b| a + b)
     }
+
+    /// The sum of a row, over independent lanes (callers split long rows pairwise).
+    fn sum_row(x: &[Self]) -> Self {
+        fold_lanes(x, Self::zero(), |a, v| a + v, |a, b| a + b)
+    }
+
+    /// The largest element; NaN if there is one; -inf for an empty row.
+    fn max_row(x: &[Self]) -> Self {
+        fold_lanes(x, Self::neg_infinity(), max_nan, max_nan)
+    }
+
+    /// The smallest element; NaN if there is one; +inf for an empty row.
+    fn min_row(x: &[Self]) -> Self {
+        fold_lanes(x, Self::infinity(), min_nan, min_nan)
+    }
+}
+
+/// max that propagates NaN (like PyTorch's amax).
+#[inline(always)]
+pub(crate) fn max_nan<T: FloatElement>(acc: T, v: T) -> T {
+    if v > acc || v.is_nan() {
+        v
+    } else {
+        acc
+    }
+}
+
+/// min that propagates NaN.
+#[inline(always)]
+pub(crate) fn min_nan<T: FloatElement>(acc: T, v: T) -> T {
+    if v < acc || v.is_nan() {
+        v
+    } else {
+        acc
+    }
 }
 
 impl VecMath for f64 {}
@@ -103,6 +138,33 @@ impl VecMath for f32 {
             return unsafe { avx2::sum_exp_shift(x, shift) };
         }
         fold_lanes(x, 0.0, |a, v| a + (v - shift).exp(), |a, b| a + b)
+    }
+
+    fn sum_row(x: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: as above.
+            return unsafe { avx2::sum(x) };
+        }
+        fold_lanes(x, 0.0, |a, v| a + v, |a, b| a + b)
+    }
+
+    fn max_row(x: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: as above.
+            return unsafe { avx2::max(x) };
+        }
+        fold_lanes(x, f32::NEG_INFINITY, max_nan, max_nan)
+    }
+
+    fn min_row(x: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: as above.
+            return unsafe { avx2::min(x) };
+        }
+        fold_lanes(x, f32::INFINITY, min_nan, min_nan)
     }
 }
 

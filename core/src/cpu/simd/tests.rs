@@ -238,3 +238,26 @@ fn fold_lanes_matches_a_plain_fold() {
         assert_eq!(m, x.iter().copied().fold(f64::NEG_INFINITY, f64::max));
     }
 }
+
+#[test]
+fn row_sum_max_min_in_f32() {
+    for n in [0usize, 1, 7, 8, 31, 32, 33, 100, 1024] {
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 101) as f32 * 0.25 - 12.0).collect();
+        let sum: f64 = x.iter().map(|&v| v as f64).sum();
+        assert!((f32::sum_row(&x) as f64 - sum).abs() <= 1e-6 * (1.0 + sum.abs()), "sum n {n}");
+        assert_eq!(f32::max_row(&x), x.iter().copied().fold(f32::NEG_INFINITY, f32::max), "max n {n}");
+        assert_eq!(f32::min_row(&x), x.iter().copied().fold(f32::INFINITY, f32::min), "min n {n}");
+        for at in [0, n / 2, n.saturating_sub(1)] {
+            if n == 0 {
+                continue;
+            }
+            let mut y = x.clone();
+            y[at] = f32::NAN;
+            assert!(f32::max_row(&y).is_nan() && f32::min_row(&y).is_nan(), "NaN at {at} of {n}");
+            y[at] = f32::INFINITY;
+            assert_eq!(f32::max_row(&y), f32::INFINITY);
+            y[at] = f32::NEG_INFINITY;
+            assert_eq!(f32::min_row(&y), f32::NEG_INFINITY);
+        }
+    }
+}
