@@ -56,6 +56,15 @@ fn options() -> Options {
     o
 }
 
+/// The 1-minute load average: other work on a shared machine skews both sides, and
+/// PyTorch's spinning OpenMP threads suffer more from it than rayon's.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn main() {
     let opts = options();
     let mut reg = Registry::default();
@@ -73,11 +82,12 @@ fn main() {
     }
     let threads = rayon::current_num_threads();
     println!(
-        "plies {} | {} | warmup {:?}, measure {:?} per side",
+        "plies {} | {} | warmup {:?}, measure {:?} per side | load average {}",
         env!("CARGO_PKG_VERSION"),
         plies::core::backend(plies::core::Device::Cpu).map(|b| b.name()).unwrap_or_default(),
         opts.budget.warmup,
-        opts.budget.measure
+        opts.budget.measure,
+        load_average()
     );
     let mut reference = if opts.no_torch {
         println!("PyTorch reference skipped (--no-torch / PLIES_BENCH_NO_TORCH)");
@@ -143,4 +153,5 @@ fn main() {
             opts.rounds
         );
     }
+    println!("load average at the end: {}", load_average());
 }
