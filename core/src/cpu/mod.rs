@@ -11,8 +11,8 @@ pub(crate) mod strided;
 
 use crate::backend::{AdamWStep, CrossEntropyOpts, MemoryStats, NormGrads, NormOut, Storage, StorageBox, View};
 use crate::{
-    rng, Backend, BinaryOp, DType, Device, Distribution, Element, Error, FloatElement, Layout, NormKind, ReduceOp,
-    Result, UnaryOp,
+    layout, rng, Backend, BinaryOp, DType, Device, Distribution, Element, Error, FloatElement, Layout, NormKind,
+    ReduceOp, Result, UnaryOp,
 };
 use std::any::Any;
 use std::borrow::Cow;
@@ -268,10 +268,18 @@ impl Backend for CpuBackend {
     fn copy_into(&self, src: View, dst: &mut dyn Storage, dst_layout: &Layout) -> Result<()> {
         let dst = &mut dst.as_any_mut().downcast_mut::<CpuStorage>().expect("a CPU storage").data;
         fn put<T: Copy + Send + Sync>(d: &mut [T], dl: &Layout, s: &[T], sl: &Layout) {
-            let vals = contiguous(s, sl);
-            for (o, &v) in dl.offsets().zip(vals.iter()) {
-                d[o] = v;
-            }
+            // Copy run by run (whole rows at once where both sides are dense).
+            let c = layout::Coalesced::new(&[dl, sl]);
+            let (sd, ss) = (c.inner_stride(0), c.inner_stride(1));
+            strided::for_each_segment(&c, 0, dl.elem_count(), |_, len, st| {
+                if sd == 1 && ss == 1 {
+                    d[st[0]..st[0] + len].copy_from_slice(&s[st[1]..st[1] + len]);
+                } else {
+                    for i in 0..len {
+                        d[st[0] + i * sd] = s[st[1] + i * ss];
+                    }
+                }
+            });
         }
         match (dst, cpu(src)) {
             (CpuData::F32(d), CpuData::F32(s)) => put(d, dst_layout, s, src.layout),
@@ -565,5 +573,38 @@ impl Backend for CpuBackend {
             DType::F64 => run!(F64, f64),
             d => return Err(unsupported("adamw", d)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Array, DType, Device};
+
+    #[test]
+    fn cat_copies_strided_and_broadcast_parts() {
+        let a = Array::from_vec((0..12).map(|v| v as f32).collect(), [3, 4], Device::Cpu).unwrap();
+        let at = a.t().unwrap(); // [4, 3], strided
+        let b = Array::from_vec(vec![100f32, 200., 300.], [1, 3], Device::Cpu).unwrap().broadcast_to([2, 3]).unwrap();
+        let c = Array::zeros([4, 3], DType::F32, Device::Cpu).unwrap().narrow(0, 1, 1).unwrap();
+        for axis in [0usize, 1] {
+            let parts: Vec<Array> = if axis == 0 {
+                vec![at.clone(), b.clone(), c.clone()]
+            } else {
+                vec![at.narrow(0, 0, 2).unwrap(), b.clone()]
+            };
+            let got = Array::cat(&parts.iter().collect::<Vec<_>>(), axis).unwrap();
+            let rows: Vec<Vec<f32>> = parts
+                .iter()
+                .map(|p| p.to_vec::<f32>().unwrap().chunks(p.dims()[1]).map(<[f32]>::to_vec).collect::<Vec<_>>())
+                .fold(Vec::new(), |mut acc: Vec<Vec<f32>>, rows| {
+                    if axis == 0 || acc.is_empty() {
+                        acc.extend(rows);
+                    } else {
+                        acc.iter_mut().zip(rows).for_each(|(a, r)| a.extend(r));
+                    }
+                    acc
+                });
+            assert_eq!(got.to_vec::<f32>().unwrap(), rows.concat(), "axis {axis}");
+        }
     }
 }
