@@ -42,6 +42,12 @@ def workloads(torch):
     w["matmul_nt_n1024"] = ("GFLOP/s", 2.0 * 1024**3, mm(1024, lambda a, b: a @ b.t()))
     w["matmul_tn_n1024"] = ("GFLOP/s", 2.0 * 1024**3, mm(1024, lambda a, b: a.t() @ b))
 
+    def linear():
+        x, wt = randn(16, 128, 128), randn(128, 512)
+        return lambda: x @ wt
+
+    w["linear_16x128x128_512"] = ("GFLOP/s", 2.0 * 16 * 128 * 128 * 512, linear)
+
     def bmm():
         a, b = randn(64, 128, 32), randn(64, 32, 128)
         return lambda: a @ b

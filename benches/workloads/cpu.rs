@@ -52,6 +52,16 @@ pub fn register(r: &mut Registry) {
         flops,
         call(move || (randn(&[n, n], 1), randn(&[n, n], 2)), |(a, b)| a.t().unwrap().matmul(b).unwrap()),
     );
+    // A linear layer on a [batch, seq, d] activation (W3's MLP up-projection): one weight
+    // matrix shared by every batch.
+    let flops = 2.0 * (16 * 128 * 128 * 512) as f64;
+    r.add(
+        "W1",
+        "linear_16x128x128_512",
+        Unit::GflopS,
+        flops,
+        call(|| (randn(&[16, 128, 128], 1), randn(&[128, 512], 2)), |(x, w)| x.matmul(w).unwrap()),
+    );
     // A batch of small matrices, as attention makes them (W3: batch 16 x 4 heads, 128 x 32).
     let flops = 2.0 * (64 * 128 * 128 * 32) as f64;
     r.add(

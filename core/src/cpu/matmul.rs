@@ -24,6 +24,24 @@ fn stride(l: &Layout, axis: usize) -> isize {
     l.strides()[axis].max(if l.dims()[axis] == 1 { 1 } else { 0 }) as isize
 }
 
+/// True when the batch dims of `la` continue its row dim with no gap (a contiguous
+/// `[batch.., m, k]` input, say), so the batches stack into one `[batch * m, k]` matrix.
+fn rows_stack(la: &Layout) -> bool {
+    let r = la.rank();
+    let (dims, strides) = (la.dims(), la.strides());
+    if dims[r - 2] < 2 {
+        return false;
+    }
+    let mut expected = strides[r - 2] * dims[r - 2];
+    for i in (0..r - 2).rev() {
+        if dims[i] > 1 && strides[i] != expected {
+            return false;
+        }
+        expected *= dims[i];
+    }
+    true
+}
+
 pub(crate) fn matmul<T: GemmElement + Default>(a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Vec<T> {
     let r = la.rank();
     let (m, k, n) = (la.dims()[r - 2], la.dims()[r - 1], lb.dims()[r - 1]);
@@ -37,13 +55,14 @@ pub(crate) fn matmul<T: GemmElement + Default>(a: &[T], la: &Layout, b: &[T], lb
     let mut out: Vec<T> = output_vec(len);
     let (a_rs, a_cs) = (stride(la, r - 2), stride(la, r - 1));
     let (b_rs, b_cs) = (stride(lb, r - 2), stride(lb, r - 1));
-    let run = |dst: &mut [MaybeUninit<T>], oa: usize, ob: usize, par: Parallelism| {
+    // `rows` rows of the output from lhs offset `oa` and rhs offset `ob`.
+    let run = |dst: &mut [MaybeUninit<T>], rows: usize, oa: usize, ob: usize, par: Parallelism| {
         // SAFETY: the layouts were checked against the storages by the caller; offsets
-        // plus strides stay within them, and dst holds exactly m*n elements, which gemm
+        // plus strides stay within them, and dst holds exactly rows*n elements, which gemm
         // writes without reading (read_dst = false).
         unsafe {
             gemm::gemm(
-                m,
+                rows,
                 n,
                 k,
                 dst.as_mut_ptr() as *mut T,
@@ -65,22 +84,27 @@ pub(crate) fn matmul<T: GemmElement + Default>(a: &[T], la: &Layout, b: &[T], lb
             )
         }
     };
-    let flops = m * n * k;
+    let par_for = |flops: usize| if flops >= 48 * 48 * 48 { Parallelism::Rayon(0) } else { Parallelism::None };
     let spare = &mut out.spare_capacity_mut()[..len];
-    if batches.len() > 1 && flops < 256 * 256 * 256 {
+    let flops = m * n * k;
+    let shared_rhs = batches_b.iter().all(|&o| o == batches_b[0]);
+    if batches.len() > 1 && shared_rhs && rows_stack(la) {
+        // One weight matrix for every batch (a linear layer on [batch, seq, d]): a single
+        // product of all the batches' rows, which gemm splits across threads itself.
+        run(spare, batches.len() * m, batches[0], batches_b[0], par_for(batches.len() * flops));
+    } else if batches.len() > 1 && flops < 256 * 256 * 256 {
         // Many small or medium matrices (attention heads): one matrix per task beats
         // splitting each small product across threads.
         spare
             .par_chunks_mut(m * n)
             .zip(batches.par_iter().zip(batches_b.par_iter()))
-            .for_each(|(dst, (&oa, &ob))| run(dst, oa, ob, Parallelism::None));
+            .for_each(|(dst, (&oa, &ob))| run(dst, m, oa, ob, Parallelism::None));
     } else {
-        let par = if flops >= 48 * 48 * 48 { Parallelism::Rayon(0) } else { Parallelism::None };
         for (dst, (&oa, &ob)) in spare.chunks_mut(m * n).zip(batches.iter().zip(&batches_b)) {
-            run(dst, oa, ob, par);
+            run(dst, m, oa, ob, par_for(flops));
         }
     }
-    // SAFETY: every m*n block was written by gemm.
+    // SAFETY: every block of the output was written by gemm.
     unsafe { out.set_len(len) };
     out
 }
@@ -101,6 +125,55 @@ mod tests {
         let b = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0];
         let lb = Layout::contiguous([3, 2]);
         assert_eq!(matmul(&at, &la, &b, &lb), vec![4.0, 5.0, 10.0, 11.0]);
+    }
+
+    /// The product of `a` and `b` (same batch shape) by the definition.
+    fn naive(a: &[f64], la: &Layout, b: &[f64], lb: &Layout) -> Vec<f64> {
+        let r = la.rank();
+        let (m, k, n) = (la.dims()[r - 2], la.dims()[r - 1], lb.dims()[r - 1]);
+        let (oa, ob) = (batch_offsets(la), batch_offsets(lb));
+        let (sa, sb) = (la.strides(), lb.strides());
+        let mut out = Vec::new();
+        for (&oa, &ob) in oa.iter().zip(&ob) {
+            for i in 0..m {
+                for j in 0..n {
+                    out.push(
+                        (0..k)
+                            .map(|t| a[oa + i * sa[r - 2] + t * sa[r - 1]] * b[ob + t * sb[r - 2] + j * sb[r - 1]])
+                            .sum(),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn batched_layouts_match_the_definition() {
+        let a: Vec<f64> = (0..2 * 3 * 5 * 4).map(|v| (v % 7) as f64 - 3.0).collect();
+        let b: Vec<f64> = (0..3 * 4 * 6).map(|v| (v % 5) as f64 - 2.0).collect();
+        let lw = Layout::contiguous([4, 6]);
+        let cases = [
+            // contiguous lhs, shared rhs: batches stack into one product
+            (Layout::contiguous([2, 3, 5, 4]), lw.broadcast_to(&Shape::from([2, 3, 4, 6])).unwrap()),
+            // permuted batch dims: no stacking
+            (
+                Layout::contiguous([3, 2, 5, 4]).transpose(0, 1).unwrap(),
+                lw.broadcast_to(&Shape::from([2, 3, 4, 6])).unwrap(),
+            ),
+            // transposed matrices of a shared rhs
+            (
+                Layout::contiguous([6, 5, 4]).narrow(0, 1, 4).unwrap(),
+                Layout::contiguous([6, 4]).transpose(0, 1).unwrap().broadcast_to(&Shape::from([4, 4, 6])).unwrap(),
+            ),
+            // one rhs per batch
+            (Layout::contiguous([3, 5, 4]), Layout::contiguous([3, 4, 6])),
+            // lhs batch broadcast
+            (Layout::contiguous([5, 4]).broadcast_to(&Shape::from([3, 5, 4])).unwrap(), Layout::contiguous([3, 4, 6])),
+        ];
+        for (la, lb) in cases {
+            assert_eq!(matmul(&a, &la, &b, &lb), naive(&a, &la, &b, &lb), "{la:?} x {lb:?}");
+        }
     }
 
     #[test]
