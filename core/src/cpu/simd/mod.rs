@@ -15,6 +15,10 @@ use std::mem::MaybeUninit;
 /// True when the f32 vector kernels can run here.
 #[inline]
 pub(crate) fn has_avx2() -> bool {
+    #[cfg(test)]
+    if tests::SCALAR_ONLY.with(|s| s.get()) {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         // std caches the CPUID answer; this is one atomic load.

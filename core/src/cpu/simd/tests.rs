@@ -3,6 +3,20 @@
 
 use super::*;
 use crate::cpu::elementwise::unary_f;
+use std::cell::Cell;
+
+thread_local! {
+    /// Makes `has_avx2` answer false on this thread, to test the scalar fallbacks here.
+    pub(super) static SCALAR_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `f` on the scalar paths (what a CPU without AVX2 runs).
+fn scalar<R>(f: impl FnOnce() -> R) -> R {
+    SCALAR_ONLY.with(|s| s.set(true));
+    let r = f();
+    SCALAR_ONLY.with(|s| s.set(false));
+    r
+}
 
 /// Distance in units in the last place between two finite f32 of any sign.
 fn ulps(a: f32, b: f32) -> u64 {
@@ -260,4 +274,27 @@ fn row_sum_max_min_in_f32() {
             assert_eq!(f32::min_row(&y), f32::NEG_INFINITY);
         }
     }
+}
+
+#[test]
+fn scalar_fallbacks_agree_with_the_vector_paths() {
+    let x: Vec<f32> = (0..2001).map(|i| (i as f32 - 1000.0) * 0.011).collect();
+    let g: Vec<f32> = (0..x.len()).map(|i| 1.0 - (i % 5) as f32 * 0.3).collect();
+    let near = |a: f32, b: f32| (a - b).abs() <= 2e-6 * a.abs().max(1.0);
+    for op in [UnaryOp::Exp, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Silu, UnaryOp::GeluTanh, UnaryOp::GeluErf] {
+        let (v, s) = (run(op, &x), scalar(|| run(op, &x)));
+        assert!(v.iter().zip(&s).all(|(&a, &b)| near(a, b)), "{op:?}");
+        let (v, s) = (run_grad(op, &x, &g), scalar(|| run_grad(op, &x, &g)));
+        assert!(v.iter().zip(&s).all(|(&a, &b)| near(a, b)), "{op:?} grad");
+    }
+    let mut out = vec![MaybeUninit::uninit(); x.len()];
+    let (vs, ss) = (f32::exp_shift(&x, 2.0, &mut out), scalar(|| f32::exp_shift(&x, 2.0, &mut out)));
+    assert!((vs - ss).abs() <= 1e-5 * vs);
+    assert!((f32::sum_exp_shift(&x, 2.0) - scalar(|| f32::sum_exp_shift(&x, 2.0))).abs() <= 1e-5 * vs);
+    assert!((f32::sum_row(&x) - scalar(|| f32::sum_row(&x))).abs() <= 1e-4);
+    assert_eq!(f32::max_row(&x), scalar(|| f32::max_row(&x)));
+    assert_eq!(f32::min_row(&x), scalar(|| f32::min_row(&x)));
+    let mut y = x.clone();
+    y[7] = f32::NAN;
+    assert!(scalar(|| f32::max_row(&y)).is_nan() && scalar(|| f32::min_row(&y)).is_nan());
 }
