@@ -1,9 +1,11 @@
-//! Row kernels that plain loops do not vectorise: exp and the ops built on it. `f32`
-//! takes an AVX2 + FMA path when the CPU has one (checked at run time); `f64` (used by
-//! the gradient checks) and CPUs without AVX2 take the scalar path through `std`.
+//! Kernels that plain loops do not vectorise (well) on a baseline x86-64 build: exp and
+//! the ops built on it, and row sums, maxima and minima. `f32` takes an AVX2 + FMA path
+//! when the CPU has one (checked at run time); `f64` (used by the gradient checks) and
+//! CPUs without AVX2 take the scalar path through `std`.
 //!
 //! Also `fold_lanes`, which spreads a fold over independent lanes so that LLVM can keep
-//! them in vector registers (a single accumulator would serialise on the add latency).
+//! them in vector registers (a single accumulator would serialise on the add latency),
+//! and `unary_run`, which gives each cheap unary op a loop of its own.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
