@@ -84,14 +84,31 @@ pub(crate) fn matmul<T: GemmElement + Default>(a: &[T], la: &Layout, b: &[T], lb
             )
         }
     };
-    let par_for = |flops: usize| if flops >= 48 * 48 * 48 { Parallelism::Rayon(0) } else { Parallelism::None };
+    // A large product: split its rows into one block per thread, each an independent
+    // single-threaded gemm. Each thread packs the rhs once more (k * n copies against
+    // rows * n * k / threads multiply-adds, cheap above 64 rows a thread), but no thread
+    // waits for another between k blocks, as gemm's own splitting does: on the shared
+    // 2-core VM that measured 4-18% faster (n = 256..2048) than Parallelism::Rayon.
+    let big = |dst: &mut [MaybeUninit<T>], rows: usize, oa: usize, ob: usize| {
+        let flops = rows * n * k;
+        let parts = rayon::current_num_threads().min(rows / 64);
+        if parts >= 2 && flops >= 128 * 128 * 128 {
+            let per = rows.div_ceil(parts).next_multiple_of(16);
+            dst.par_chunks_mut(per * n)
+                .enumerate()
+                .for_each(|(i, d)| run(d, d.len() / n, oa + i * per * a_rs as usize, ob, Parallelism::None));
+        } else {
+            let par = if flops >= 48 * 48 * 48 { Parallelism::Rayon(0) } else { Parallelism::None };
+            run(dst, rows, oa, ob, par);
+        }
+    };
     let spare = &mut out.spare_capacity_mut()[..len];
     let flops = m * n * k;
     let shared_rhs = batches_b.iter().all(|&o| o == batches_b[0]);
     if batches.len() > 1 && shared_rhs && rows_stack(la) {
         // One weight matrix for every batch (a linear layer on [batch, seq, d]): a single
-        // product of all the batches' rows, which gemm splits across threads itself.
-        run(spare, batches.len() * m, batches[0], batches_b[0], par_for(batches.len() * flops));
+        // product of all the batches' rows.
+        big(spare, batches.len() * m, batches[0], batches_b[0]);
     } else if batches.len() > 1 && flops < 256 * 256 * 256 {
         // Many small or medium matrices (attention heads): one matrix per task beats
         // splitting each small product across threads.
@@ -101,7 +118,7 @@ pub(crate) fn matmul<T: GemmElement + Default>(a: &[T], la: &Layout, b: &[T], lb
             .for_each(|(dst, (&oa, &ob))| run(dst, m, oa, ob, Parallelism::None));
     } else {
         for (dst, (&oa, &ob)) in spare.chunks_mut(m * n).zip(batches.iter().zip(&batches_b)) {
-            run(dst, m, oa, ob, par_for(flops));
+            big(dst, m, oa, ob);
         }
     }
     // SAFETY: every block of the output was written by gemm.
@@ -173,6 +190,25 @@ mod tests {
         ];
         for (la, lb) in cases {
             assert_eq!(matmul(&a, &la, &b, &lb), naive(&a, &la, &b, &lb), "{la:?} x {lb:?}");
+        }
+    }
+
+    #[test]
+    fn large_products_split_by_rows_match_the_definition() {
+        // Big enough to take the row-split path, with row counts that do not divide evenly,
+        // a transposed lhs and stacked batches; on a 3-thread pool to force several parts.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let a: Vec<f64> = (0..2 * 301 * 203).map(|v| ((v * 37) % 19) as f64 - 9.0).collect();
+        let b: Vec<f64> = (0..203 * 157).map(|v| ((v * 11) % 13) as f64 - 6.0).collect();
+        let lb = Layout::contiguous([203, 157]);
+        let cases = [
+            (Layout::contiguous([301, 203]), lb.clone()),
+            (Layout::contiguous([203, 301]).transpose(0, 1).unwrap(), lb.clone()),
+            (Layout::contiguous([2, 301, 203]), lb.broadcast_to(&Shape::from([2, 203, 157])).unwrap()),
+        ];
+        for (la, lb) in cases {
+            let got = pool.install(|| matmul(&a, &la, &b, &lb));
+            assert_eq!(got, naive(&a, &la, &b, &lb), "{la:?}");
         }
     }
 
