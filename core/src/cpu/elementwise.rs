@@ -194,14 +194,14 @@ pub(crate) fn binary_f<T: FloatElement>(op: BinaryOp, a: T, b: T) -> T {
         BinaryOp::Div => a / b,
         BinaryOp::Pow => a.powf(b),
         BinaryOp::Maximum => {
-            if a >= b || b.is_nan() {
+            if a >= b || a.is_nan() {
                 a
             } else {
                 b
             }
         }
         BinaryOp::Minimum => {
-            if a <= b || b.is_nan() {
+            if a <= b || a.is_nan() {
                 a
             } else {
                 b
