@@ -84,11 +84,12 @@ pub(crate) fn unary_f<T: FloatElement>(op: UnaryOp, x: T) -> T {
         UnaryOp::Cos => x.cos(),
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Sigmoid => sigmoid(x),
+        // Written so that NaN falls through to `x`: a NaN input stays NaN.
         UnaryOp::Relu => {
-            if x > zero {
-                x
-            } else {
+            if x <= zero {
                 zero
+            } else {
+                x
             }
         }
         UnaryOp::GeluTanh => {
@@ -101,18 +102,18 @@ pub(crate) fn unary_f<T: FloatElement>(op: UnaryOp, x: T) -> T {
         UnaryOp::Powf(e) => x.powf(c::<T>(e)),
         UnaryOp::MaxScalar(v) => {
             let v = c::<T>(v);
-            if x > v {
-                x
-            } else {
+            if x < v {
                 v
+            } else {
+                x
             }
         }
         UnaryOp::MinScalar(v) => {
             let v = c::<T>(v);
-            if x < v {
-                x
-            } else {
+            if x > v {
                 v
+            } else {
+                x
             }
         }
     }
