@@ -205,18 +205,19 @@ pub(crate) fn unary_run<T: VecMath>(op: UnaryOp, x: &[T], out: &mut [MaybeUninit
         UnaryOp::Sqrt => each(x, out, |v| v.sqrt()),
         UnaryOp::Recip => each(x, out, |v| one / v),
         UnaryOp::Rsqrt => each(x, out, |v| one / v.sqrt()),
-        UnaryOp::Relu => each(x, out, |v| if v > zero { v } else { zero }),
+        // As in `unary_f`: the comparisons let NaN fall through to `v`.
+        UnaryOp::Relu => each(x, out, |v| if v <= zero { zero } else { v }),
         UnaryOp::Affine { mul, add } => {
             let (m, a) = (T::from_f64(mul), T::from_f64(add));
             each(x, out, |v| v * m + a)
         }
         UnaryOp::MaxScalar(c) => {
             let c = T::from_f64(c);
-            each(x, out, |v| if v > c { v } else { c })
+            each(x, out, |v| if v < c { c } else { v })
         }
         UnaryOp::MinScalar(c) => {
             let c = T::from_f64(c);
-            each(x, out, |v| if v < c { v } else { c })
+            each(x, out, |v| if v > c { c } else { v })
         }
         _ => each(x, out, |v| unary_f(op, v)),
     }
