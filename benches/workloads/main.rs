@@ -65,6 +65,16 @@ fn load_average() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The size of rayon's global pool, which the CPU backend runs on: RAYON_NUM_THREADS
+/// when set, else one thread per logical CPU (rayon's own rule).
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 fn main() {
     let opts = options();
     let mut reg = Registry::default();
@@ -80,7 +90,7 @@ fn main() {
         }
         return;
     }
-    let threads = rayon::current_num_threads();
+    let threads = rayon_threads();
     println!(
         "plies {} | {} | warmup {:?}, measure {:?} per side | load average {}",
         env!("CARGO_PKG_VERSION"),
