@@ -122,7 +122,7 @@ pub(crate) fn norm<T: VecMath>(
         let per = rows_per_task(cols);
         let ys = &mut y.spare_capacity_mut()[..rows * cols];
         let ss = &mut stats.spare_capacity_mut()[..rows];
-        ys.par_chunks_mut(per * cols).zip(ss.par_chunks_mut(per)).enumerate().for_each(|(t, (yc, sc))| {
+        let block = |t: usize, yc: &mut [MaybeUninit<T>], sc: &mut [MaybeUninit<(T, T)>]| {
             for (i, (o, st)) in yc.chunks_mut(cols).zip(sc.iter_mut()).enumerate() {
                 let r = t * per + i;
                 let row = &x[r * cols..(r + 1) * cols];
@@ -145,7 +145,15 @@ pub(crate) fn norm<T: VecMath>(
                     }),
                 }
             }
-        });
+        };
+        if rows <= per {
+            block(0, ys, ss);
+        } else {
+            ys.par_chunks_mut(per * cols)
+                .zip(ss.par_chunks_mut(per))
+                .enumerate()
+                .for_each(|(t, (yc, sc))| block(t, yc, sc));
+        }
     }
     // SAFETY: with cols > 0 every row and its statistics were written above; with cols
     // == 0 there are no elements and `rows` is 0.
@@ -194,21 +202,21 @@ pub(crate) fn norm_grad<T: FloatElement>(
     // dweight = sum over rows of g * xhat, dbias = sum of g: per-task partial sums over
     // row blocks, combined in a fixed order so results do not depend on scheduling.
     let per = rows_per_task(cols);
-    let parts: Vec<(Vec<T>, Vec<T>)> = (0..rows.div_ceil(per))
-        .into_par_iter()
-        .map(|t| {
-            let (mut dw, mut db) = (vec![T::zero(); cols], vec![T::zero(); cols]);
-            for r in t * per..((t + 1) * per).min(rows) {
-                let (xr, gr) = (&x[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
-                let (m, rs) = (mean.map_or(T::zero(), |m| m[r]), rstd[r]);
-                for (((a, b), &v), &gv) in dw.iter_mut().zip(db.iter_mut()).zip(xr).zip(gr) {
-                    *a = *a + gv * ((v - m) * rs);
-                    *b = *b + gv;
-                }
+    let part = |t: usize| {
+        let (mut dw, mut db) = (vec![T::zero(); cols], vec![T::zero(); cols]);
+        for r in t * per..((t + 1) * per).min(rows) {
+            let (xr, gr) = (&x[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
+            let (m, rs) = (mean.map_or(T::zero(), |m| m[r]), rstd[r]);
+            for (((a, b), &v), &gv) in dw.iter_mut().zip(db.iter_mut()).zip(xr).zip(gr) {
+                *a = *a + gv * ((v - m) * rs);
+                *b = *b + gv;
             }
-            (dw, db)
-        })
-        .collect();
+        }
+        (dw, db)
+    };
+    let tasks = rows.div_ceil(per);
+    let parts: Vec<(Vec<T>, Vec<T>)> =
+        if tasks <= 1 { (0..tasks).map(part).collect() } else { (0..tasks).into_par_iter().map(part).collect() };
     let (mut dw, mut db) = (vec![T::zero(); cols], vec![T::zero(); cols]);
     for (pw, pb) in parts {
         dw.iter_mut().zip(pw).for_each(|(a, p)| *a = *a + p);
@@ -303,23 +311,28 @@ pub(crate) fn adamw<T: FloatElement>(p: &[T], g: &[T], m: &[T], v: &[T], hp: Ada
     let (mut po, mut mo, mut vo): (Vec<T>, Vec<T>, Vec<T>) = (output_vec(n), output_vec(n), output_vec(n));
     let (ps, ms, vs) =
         (&mut po.spare_capacity_mut()[..n], &mut mo.spare_capacity_mut()[..n], &mut vo.spare_capacity_mut()[..n]);
-    ps.par_chunks_mut(PAR_GRAIN)
-        .zip(ms.par_chunks_mut(PAR_GRAIN).zip(vs.par_chunks_mut(PAR_GRAIN)))
-        .enumerate()
-        .for_each(|(t, (pc, (mc, vc)))| {
-            let s = t * PAR_GRAIN;
-            let len = pc.len();
-            let (p, g, m, v) = (&p[s..s + len], &g[s..s + len], &m[s..s + len], &v[s..s + len]);
-            for i in 0..len {
-                let gi = g[i];
-                let mi = b1 * m[i] + (T::one() - b1) * gi;
-                let vi = b2 * v[i] + (T::one() - b2) * gi * gi;
-                let denom = vi.sqrt() * inv_sqrt_bc2 + eps;
-                pc[i].write(p[i] * decay - lr * (mi * inv_bc1) / denom);
-                mc[i].write(mi);
-                vc[i].write(vi);
-            }
-        });
+    let step = |s: usize, pc: &mut [MaybeUninit<T>], mc: &mut [MaybeUninit<T>], vc: &mut [MaybeUninit<T>]| {
+        let len = pc.len();
+        let (p, g, m, v) = (&p[s..s + len], &g[s..s + len], &m[s..s + len], &v[s..s + len]);
+        for i in 0..len {
+            let gi = g[i];
+            let mi = b1 * m[i] + (T::one() - b1) * gi;
+            let vi = b2 * v[i] + (T::one() - b2) * gi * gi;
+            let denom = vi.sqrt() * inv_sqrt_bc2 + eps;
+            pc[i].write(p[i] * decay - lr * (mi * inv_bc1) / denom);
+            mc[i].write(mi);
+            vc[i].write(vi);
+        }
+    };
+    if n <= PAR_GRAIN {
+        // Small parameters stay on the calling thread (a trip through the pool costs more).
+        step(0, ps, ms, vs);
+    } else {
+        ps.par_chunks_mut(PAR_GRAIN)
+            .zip(ms.par_chunks_mut(PAR_GRAIN).zip(vs.par_chunks_mut(PAR_GRAIN)))
+            .enumerate()
+            .for_each(|(t, (pc, (mc, vc)))| step(t * PAR_GRAIN, pc, mc, vc));
+    }
     // SAFETY: the chunks cover 0..n and every element of each was written.
     unsafe {
         po.set_len(n);

@@ -109,7 +109,7 @@ pub(crate) fn matmul<T: GemmElement + Default>(a: &[T], la: &Layout, b: &[T], lb
         // One weight matrix for every batch (a linear layer on [batch, seq, d]): a single
         // product of all the batches' rows.
         big(spare, batches.len() * m, batches[0], batches_b[0]);
-    } else if batches.len() > 1 && flops < 256 * 256 * 256 {
+    } else if batches.len() > 1 && flops < 256 * 256 * 256 && batches.len() * flops >= 64 * 64 * 64 {
         // Many small or medium matrices (attention heads): one matrix per task beats
         // splitting each small product across threads.
         spare
@@ -117,6 +117,8 @@ pub(crate) fn matmul<T: GemmElement + Default>(a: &[T], la: &Layout, b: &[T], lb
             .zip(batches.par_iter().zip(batches_b.par_iter()))
             .for_each(|(dst, (&oa, &ob))| run(dst, m, oa, ob, Parallelism::None));
     } else {
+        // One large product per batch, or too little work in all to be worth a trip
+        // through the thread pool (`big` keeps small products on this thread).
         for (dst, (&oa, &ob)) in spare.chunks_mut(m * n).zip(batches.iter().zip(&batches_b)) {
             big(dst, m, oa, ob);
         }

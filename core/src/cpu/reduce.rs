@@ -67,8 +67,10 @@ fn reduce_block<T: FloatElement>(
 ) -> Vec<T> {
     if inner == 1 {
         if outer == 1 && red > PAR_GRAIN {
-            // One long row: partial results per chunk, combined in a fixed order.
-            let parts: Vec<T> = x.par_chunks(PAR_GRAIN).map(|c| reduce_row(c, f, leaf)).collect();
+            // One long row: partial results per chunk of a fixed size (so the result does
+            // not depend on the thread count), combined in order.
+            const CHUNK: usize = 1 << 18;
+            let parts: Vec<T> = x.par_chunks(CHUNK).map(|c| reduce_row(c, f, leaf)).collect();
             return vec![reduce_row(&parts, f, leaf)];
         }
         // Rows: enough rows per task that each reads about PAR_GRAIN elements.
