@@ -3,7 +3,7 @@
 //! L1 (statistics, then the output), rows are spread over threads in blocks, outputs are
 //! written once without a zero fill, and exp goes through the vector kernels of `simd`.
 
-use super::simd::{assume_init, dot, fold_lanes, VecMath};
+use super::simd::{assume_init, VecMath};
 use super::strided::{build_vec_grain, output_vec, PAR_GRAIN};
 use crate::backend::{AdamWStep, CrossEntropyOpts};
 use crate::{Error, FloatElement, NormKind, Result};
@@ -83,7 +83,7 @@ pub(crate) fn softmax_grad<T: VecMath>(y: &[T], g: &[T], cols: usize, log: bool)
             }
         } else {
             // d/dx softmax: y * (g - sum(g * y))
-            let s = dot(y, g);
+            let s = T::dot(y, g);
             for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
                 o.write(y * (g - s));
             }
@@ -94,14 +94,9 @@ pub(crate) fn softmax_grad<T: VecMath>(y: &[T], g: &[T], cols: usize, log: bool)
 /// (mean, 1 / sqrt(mean square + eps)) of a row; the mean is 0 for RMS norm.
 fn norm_stats<T: VecMath>(kind: NormKind, row: &[T], eps: T) -> (T, T) {
     let n = T::from_usize(row.len());
-    let add = |a: T, b: T| a + b;
-    let (mean, ms) = match kind {
-        NormKind::Layer => {
-            let mean = row_sum(row) / n;
-            (mean, fold_lanes(row, T::zero(), |a, v| a + (v - mean) * (v - mean), add) / n)
-        }
-        NormKind::Rms => (T::zero(), fold_lanes(row, T::zero(), |a, v| a + v * v, add) / n),
-    };
+    // Two passes (mean, then squared deviations) over a row that is in L1 by then.
+    let mean = if kind == NormKind::Layer { row_sum(row) / n } else { T::zero() };
+    let ms = T::sum_sq_diff(row, mean) / n;
     (mean, T::one() / (ms + eps).sqrt())
 }
 

@@ -468,3 +468,59 @@ pub(super) fn min(x: &[f32]) -> f32 {
     }
     lanes(v).into_iter().fold(f32::INFINITY, f32::min)
 }
+
+/// Sum over a row of `f(x, y)` for two equally long rows, four registers at a time; the
+/// tails are padded with zeros, so `f(0, 0)` must be 0.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn sum2(x: &[f32], y: &[f32], f: impl Fn(__m256, __m256, __m256) -> __m256) -> f32 {
+    assert_eq!(x.len(), y.len());
+    let main = x.len() / 32 * 32;
+    let (xp, yp) = (x.as_ptr(), y.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for i in (0..main).step_by(32) {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 32 <= main <= len of both rows.
+            let (u, v) = unsafe { (_mm256_loadu_ps(xp.add(i + 8 * k)), _mm256_loadu_ps(yp.add(i + 8 * k))) };
+            *a = f(*a, u, v);
+        }
+    }
+    for (cx, cy) in x[main..].chunks(8).zip(y[main..].chunks(8)) {
+        acc[0] = f(acc[0], load_tail(cx), load_tail(cy));
+    }
+    hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])))
+}
+
+/// The dot product of two rows.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn dot(x: &[f32], y: &[f32]) -> f32 {
+    sum2(x, y, |a, u, v| _mm256_fmadd_ps(u, v, a))
+}
+
+/// The sum of (x - c)^2 over a row.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn sum_sq_diff(x: &[f32], c: f32) -> f32 {
+    let main = x.len() / 8 * 8;
+    let cv = splat(c);
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let p = x.as_ptr();
+    let mut i = 0;
+    while i + 16 <= main {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 16 <= main <= len.
+            let d = _mm256_sub_ps(unsafe { _mm256_loadu_ps(p.add(i + 8 * k)) }, cv);
+            *a = _mm256_fmadd_ps(d, d, *a);
+        }
+        i += 16;
+    }
+    if i < main {
+        // SAFETY: i + 8 == main <= len.
+        let d = _mm256_sub_ps(unsafe { _mm256_loadu_ps(p.add(i)) }, cv);
+        acc[0] = _mm256_fmadd_ps(d, d, acc[0]);
+    }
+    let mut s = hsum(_mm256_add_ps(acc[0], acc[1]));
+    for &v in &x[main..] {
+        s += (v - c) * (v - c);
+    }
+    s
+}

@@ -66,6 +66,16 @@ pub(crate) trait VecMath: FloatElement {
         fold_lanes(x, Self::zero(), |a, v| a + v, |a, b| a + b)
     }
 
+    /// The dot product of two equally long rows.
+    fn dot(a: &[Self], b: &[Self]) -> Self {
+        dot_lanes(a, b)
+    }
+
+    /// The sum of `(x - c)^2` over a row (a variance's numerator).
+    fn sum_sq_diff(x: &[Self], c: Self) -> Self {
+        fold_lanes(x, Self::zero(), |a, v| a + (v - c) * (v - c), |a, b| a + b)
+    }
+
     /// The largest element; NaN if there is one; -inf for an empty row.
     fn max_row(x: &[Self]) -> Self {
         fold_lanes(x, Self::neg_infinity(), max_nan, max_nan)
@@ -153,6 +163,24 @@ impl VecMath for f32 {
             return unsafe { avx2::sum(x) };
         }
         fold_lanes(x, 0.0, |a, v| a + v, |a, b| a + b)
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: as above.
+            return unsafe { avx2::dot(a, b) };
+        }
+        dot_lanes(a, b)
+    }
+
+    fn sum_sq_diff(x: &[f32], c: f32) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: as above.
+            return unsafe { avx2::sum_sq_diff(x, c) };
+        }
+        fold_lanes(x, 0.0, |a, v| a + (v - c) * (v - c), |a, b| a + b)
     }
 
     fn max_row(x: &[f32]) -> f32 {
@@ -277,7 +305,7 @@ pub(crate) fn fold_lanes<T: Copy>(x: &[T], init: T, step: impl Fn(T, T) -> T, me
 }
 
 /// The dot product of two equally long slices over `LANES` lanes.
-pub(crate) fn dot<T: FloatElement>(a: &[T], b: &[T]) -> T {
+pub(crate) fn dot_lanes<T: FloatElement>(a: &[T], b: &[T]) -> T {
     assert_eq!(a.len(), b.len());
     let mut acc = [T::zero(); LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));

@@ -301,3 +301,19 @@ fn scalar_fallbacks_agree_with_the_vector_paths() {
     y[7] = f32::NAN;
     assert!(scalar(|| f32::max_row(&y)).is_nan() && scalar(|| f32::min_row(&y)).is_nan());
 }
+
+#[test]
+fn dot_and_squared_deviations_in_f32() {
+    for n in [0usize, 1, 7, 8, 15, 16, 31, 32, 33, 100, 1031] {
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 101) as f32 * 0.25 - 12.0).collect();
+        let y: Vec<f32> = (0..n).map(|i| ((i * 104729) % 37) as f32 * 0.5 - 9.0).collect();
+        let dot: f64 = x.iter().zip(&y).map(|(&a, &b)| a as f64 * b as f64).sum();
+        let scale: f64 = x.iter().zip(&y).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+        assert!((f32::dot(&x, &y) as f64 - dot).abs() <= 1e-6 * (1.0 + scale), "dot n {n}");
+        assert!((scalar(|| f32::dot(&x, &y)) as f64 - dot).abs() <= 1e-6 * (1.0 + scale), "scalar dot n {n}");
+        let c = 1.5f32;
+        let sq: f64 = x.iter().map(|&v| (v as f64 - 1.5).powi(2)).sum();
+        assert!((f32::sum_sq_diff(&x, c) as f64 - sq).abs() <= 1e-6 * (1.0 + sq), "sum_sq_diff n {n}");
+        assert!((scalar(|| f32::sum_sq_diff(&x, c)) as f64 - sq).abs() <= 1e-6 * (1.0 + sq));
+    }
+}
