@@ -43,10 +43,10 @@ pub(crate) fn reduce_float<T: VecMath>(op: ReduceOp, x: &[T], l: &Layout, axes: 
     cur.into_owned()
 }
 
-/// Reduce a contiguous row: pairwise halving down to leaves of 1024 that `leaf` reduces
+/// Reduce a contiguous row: pairwise halving down to leaves of 4096 that `leaf` reduces
 /// (over vector lanes), so f32 sums stay accurate (error grows with log n).
 fn reduce_row<T: FloatElement>(row: &[T], f: impl Fn(T, T) -> T + Copy, leaf: fn(&[T]) -> T) -> T {
-    const LEAF: usize = 1024;
+    const LEAF: usize = 4096;
     if row.len() > LEAF {
         // Half rounded up to whole leaves: 0 < split < len whenever len > LEAF.
         let (a, b) = row.split_at((row.len() / 2).next_multiple_of(LEAF));
