@@ -99,6 +99,12 @@ impl Tensor {
         if grad.shape() != &self.shape() {
             return Err(Error::ShapeMismatch { op: "backward", lhs: self.shape(), rhs: grad.shape().clone() });
         }
+        if grad.dtype() != self.dtype() {
+            return Err(Error::DTypeMismatch { op: "backward", lhs: self.dtype(), rhs: grad.dtype() });
+        }
+        if grad.device() != self.device() {
+            return Err(Error::DeviceMismatch { op: "backward", lhs: self.device(), rhs: grad.device() });
+        }
         let order = topo_order(self);
         let mut grads: HashMap<usize, Array> = HashMap::new();
         grads.insert(self.id(), grad);

@@ -72,8 +72,11 @@ impl Tensor {
             return Err(Error::invalid("set_value", "only leaf tensors can be assigned"));
         }
         let mut v = self.0.value.write().unwrap();
-        if v.shape() != value.shape() || v.dtype() != value.dtype() {
+        if v.shape() != value.shape() {
             return Err(Error::ShapeMismatch { op: "set_value", lhs: v.shape().clone(), rhs: value.shape().clone() });
+        }
+        if v.dtype() != value.dtype() {
+            return Err(Error::DTypeMismatch { op: "set_value", lhs: v.dtype(), rhs: value.dtype() });
         }
         *v = value;
         Ok(())

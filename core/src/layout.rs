@@ -57,7 +57,9 @@ impl Layout {
     /// One past the largest storage index this layout touches (0 when empty).
     pub fn max_offset(&self) -> usize {
         if self.elem_count() == 0 {
-            return self.offset;
+            // An empty view touches nothing; its offset may point past the end (a narrow of
+            // length 0 at the end of an offset view).
+            return 0;
         }
         self.offset + self.dims().iter().zip(&self.strides).map(|(&d, &s)| (d - 1) * s).sum::<usize>() + 1
     }

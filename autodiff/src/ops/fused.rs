@@ -3,7 +3,7 @@
 
 use super::infallible;
 use crate::Tensor;
-use plies_core::{Axis, CrossEntropyOpts, DType, Error, NormKind, Result, Shape};
+use plies_core::{AllAxes, Axis, CrossEntropyOpts, DType, Error, NormKind, Result, Shape};
 
 /// How per-row losses are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -27,10 +27,10 @@ impl Tensor {
 
     fn softmax_impl(&self, axis: impl Axis, log: bool) -> Result<Tensor> {
         let x = self.value();
-        let a = x.shape().axis(axis, "softmax")?;
+        let name = if log { "log_softmax" } else { "softmax" };
+        let a = x.shape().axis(axis, name)?;
         let y = x.softmax(a, log)?;
         let saved = y.clone();
-        let name = if log { "log_softmax" } else { "softmax" };
         Ok(Tensor::record(name, y, &[self], move |g, _| Ok(vec![Some(saved.softmax_grad(g, a, log)?)])))
     }
 
@@ -122,6 +122,17 @@ impl Tensor {
     /// One-hot encoding of i32 class ids (a constant).
     pub fn try_one_hot(&self, classes: usize, dtype: DType) -> Result<Tensor> {
         let ids = self.value();
+        if ids.dtype() != DType::I32 {
+            return Err(Error::invalid("one_hot", format!("indices must have dtype i32, got {}", ids.dtype())));
+        }
+        // An id outside 0..classes would give a silent all-zero row: check (one readback).
+        if ids.elem_count() > 0 {
+            let (lo, hi) = (ids.min(AllAxes, false)?.to_scalar::<i32>()?, ids.max(AllAxes, false)?.to_scalar::<i32>()?);
+            let bad = if lo < 0 { Some(lo) } else { (hi as usize >= classes).then_some(hi) };
+            if let Some(index) = bad {
+                return Err(Error::IndexOutOfRange { op: "one_hot", index: index as i64, size: classes });
+            }
+        }
         let mut dims = ids.dims().to_vec();
         dims.push(classes);
         let range = plies_core::Array::arange(0.0, classes as f64, 1.0, DType::I32, ids.device())?;

@@ -2,7 +2,7 @@
 
 use super::infallible;
 use crate::Tensor;
-use plies_core::{Array, Axis, Result};
+use plies_core::{Array, Axis, Error, Result};
 
 impl Tensor {
     /// Slices along `axis` picked by a 1-d i32 index; the gradient is added back with index_add.
@@ -19,6 +19,9 @@ impl Tensor {
 
     /// Rows of a `[vocab, dim]` table for i32 ids of any shape -> `[..ids, dim]`.
     pub fn try_embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        if self.rank() != 2 {
+            return Err(Error::invalid("embedding", format!("table must be [vocab, dim], got {}", self.shape())));
+        }
         let n = ids.elem_count();
         let mut dims = ids.dims();
         dims.push(*self.dims().last().unwrap_or(&0));

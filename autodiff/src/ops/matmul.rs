@@ -7,14 +7,24 @@ use plies_core::{Error, Result};
 
 impl Tensor {
     pub fn try_matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        let err = || Error::ShapeMismatch { op: "matmul", lhs: self.shape(), rhs: rhs.shape() };
         if self.rank() == 0 || rhs.rank() == 0 {
-            return Err(Error::ShapeMismatch { op: "matmul", lhs: self.shape(), rhs: rhs.shape() });
+            return Err(err());
         }
-        if self.rank() == 1 {
-            return self.try_unsqueeze(0)?.try_matmul(rhs)?.try_squeeze(-2);
-        }
-        if rhs.rank() == 1 {
-            return self.try_matmul(&rhs.try_unsqueeze(1)?)?.try_squeeze(-1);
+        if self.rank() == 1 || rhs.rank() == 1 {
+            let a = if self.rank() == 1 { self.try_unsqueeze(0)? } else { self.clone() };
+            let b = if rhs.rank() == 1 { rhs.try_unsqueeze(1)? } else { rhs.clone() };
+            // Errors name the shapes the caller gave, not the lifted ones.
+            let y = a.try_matmul(&b).map_err(|e| if let Error::ShapeMismatch { .. } = e { err() } else { e })?;
+            let mut dims = y.dims();
+            let r = dims.len();
+            if rhs.rank() == 1 {
+                dims.remove(r - 1);
+            }
+            if self.rank() == 1 {
+                dims.remove(r - 2);
+            }
+            return y.try_reshape(dims);
         }
         let (a, b) = (self.value(), rhs.value());
         let y = a.matmul(&b)?;

@@ -2,7 +2,7 @@
 
 use super::infallible;
 use crate::Tensor;
-use plies_core::{AllAxes, Array, Axes, Axis, ReduceOp, Result};
+use plies_core::{AllAxes, Array, Axes, Axis, Error, ReduceOp, Result};
 
 /// The input shape with the reduced axes kept as size 1, for broadcasting gradients back.
 fn kept_dims(x: &Array, axes: &[usize]) -> Vec<usize> {
@@ -11,6 +11,14 @@ fn kept_dims(x: &Array, axes: &[usize]) -> Vec<usize> {
         d[a] = 1;
     }
     d
+}
+
+/// Averages need a float dtype (as in PyTorch); say so under the op's own name.
+fn require_float(x: &Tensor, op: &'static str) -> Result<()> {
+    match x.dtype() {
+        d if d.is_float() => Ok(()),
+        dtype => Err(Error::UnsupportedDType { op, dtype, device: x.device() }),
+    }
 }
 
 impl Tensor {
@@ -23,6 +31,7 @@ impl Tensor {
     }
 
     pub fn try_mean(&self, axes: impl Axes, keepdim: bool) -> Result<Tensor> {
+        require_float(self, "mean")?;
         let n = self.value().reduced_count(&axes, "mean")?;
         self.try_sum(axes, keepdim)?.try_mul_scalar(1.0 / n as f64)
     }
@@ -74,9 +83,10 @@ impl Tensor {
 
     /// Variance with `correction` (1 = unbiased, torch's default).
     pub fn try_var(&self, axes: impl Axes, keepdim: bool, correction: usize) -> Result<Tensor> {
+        require_float(self, "var")?;
         let n = self.value().reduced_count(&axes, "var")?;
         let centred = self.try_sub(&self.try_mean(&axes, true)?)?;
-        centred.try_sqr()?.try_sum(axes, keepdim)?.try_mul_scalar(1.0 / (n as f64 - correction as f64))
+        centred.try_sqr()?.try_sum(axes, keepdim)?.try_mul_scalar(1.0 / (n as f64 - correction as f64).max(0.0))
     }
 }
 

@@ -77,8 +77,15 @@ impl Array {
         }
         self.check_norm_param(op, weight)?;
         self.check_norm_param(op, bias)?;
-        let out = self.backend().norm(kind, self.view(), weight.map(|w| w.view()), bias.map(|b| b.view()), eps)?;
         let rows = Shape::from(&self.dims()[..self.rank() - 1]);
+        if self.dims()[self.rank() - 1] == 0 {
+            // Empty rows: nothing to normalise, and their statistics are 0/0. A backend
+            // cannot tell how many rows there are from zero elements, so answer here.
+            let nan = Array::full(rows, f64::NAN, self.dtype(), self.device())?;
+            let mean = (kind == NormKind::Layer).then(|| nan.clone());
+            return Ok(NormResult { y: self.zeros_like()?, mean, rstd: nan });
+        }
+        let out = self.backend().norm(kind, self.view(), weight.map(|w| w.view()), bias.map(|b| b.view()), eps)?;
         Ok(NormResult {
             y: Array::from_storage(out.y, self.shape().clone()),
             mean: out.mean.map(|m| Array::from_storage(m, rows.clone())),

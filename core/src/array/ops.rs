@@ -2,7 +2,7 @@
 
 use super::Array;
 use crate::shape::{Axes, Axis};
-use crate::{BinaryOp, Error, ReduceOp, Result, Shape, UnaryOp};
+use crate::{BinaryOp, DType, Error, ReduceOp, Result, Shape, UnaryOp};
 
 macro_rules! unary_methods {
     ($($name:ident => $op:expr),* $(,)?) => {
@@ -104,11 +104,19 @@ impl Array {
         for &a in &axes {
             kept[a] = 1;
         }
-        if self.elem_count() == 0 && op != ReduceOp::Sum {
+        let reduced: usize = axes.iter().map(|&a| self.dims()[a]).product();
+        let out_count: usize = kept.iter().product();
+        // Max, min and the arg-reductions have no value over zero elements (as in PyTorch);
+        // an empty output is empty whatever the op.
+        if reduced == 0 && out_count > 0 && op != ReduceOp::Sum {
             return Err(Error::invalid(op.name(), format!("cannot reduce an empty array of shape {}", self.shape())));
         }
-        let s = self.backend().reduce(op, self.view(), &axes)?;
-        let out = Array::from_storage(s, kept.clone());
+        let out = if out_count == 0 {
+            let dtype = if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) { DType::I32 } else { self.dtype() };
+            Array::zeros(kept.clone(), dtype, self.device())?
+        } else {
+            Array::from_storage(self.backend().reduce(op, self.view(), &axes)?, kept.clone())
+        };
         if keepdim {
             return Ok(out);
         }
@@ -148,7 +156,7 @@ impl Array {
         self.require_float("var")?;
         let n = self.reduced_count(&axes, "var")?;
         let centred = self.sub(&self.mean(&axes, true)?)?;
-        centred.sqr()?.sum(axes, keepdim)?.mul_scalar(1.0 / (n as f64 - correction as f64))
+        centred.sqr()?.sum(axes, keepdim)?.mul_scalar(1.0 / (n as f64 - correction as f64).max(0.0))
     }
 
     /// Batched matrix product with broadcast batch dims (1-d operands as in numpy).

@@ -1,0 +1,101 @@
+//! Which GPUs exist, best first. `Device::Gpu(i)` is the i-th entry of [`adapters`]: real
+//! GPUs before software ones, discrete before integrated, native APIs (Vulkan, Metal,
+//! DX12) before GL, and each physical device listed once. GL is asked only when no native
+//! API offers an adapter ("GL where that is all there is").
+
+use std::sync::OnceLock;
+use wgpu::{Backends, DeviceType};
+
+/// One usable adapter.
+#[derive(Debug, Clone)]
+pub struct AdapterEntry {
+    pub adapter: wgpu::Adapter,
+    pub info: wgpu::AdapterInfo,
+}
+
+impl AdapterEntry {
+    /// A software rasteriser on the CPU (lavapipe, WARP, SwiftShader): good for testing
+    /// the kernels, never chosen by default.
+    pub fn is_cpu(&self) -> bool {
+        self.info.device_type == DeviceType::Cpu
+    }
+
+    /// A one-line description: name, API, kind and driver.
+    pub fn describe(&self) -> String {
+        let kind = match self.info.device_type {
+            DeviceType::DiscreteGpu => "discrete GPU",
+            DeviceType::IntegratedGpu => "integrated GPU",
+            DeviceType::VirtualGpu => "virtual GPU",
+            DeviceType::Cpu => "CPU (software)",
+            DeviceType::Other => "other",
+        };
+        let driver = [&self.info.driver, &self.info.driver_info]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut s = format!("{} ({:?}, {kind}", self.info.name, self.info.backend);
+        if !driver.is_empty() {
+            s.push_str(", ");
+            s.push_str(&driver);
+        }
+        s.push(')');
+        s
+    }
+}
+
+fn instance() -> &'static wgpu::Instance {
+    static INSTANCE: OnceLock<wgpu::Instance> = OnceLock::new();
+    INSTANCE.get_or_init(|| {
+        let desc = wgpu::InstanceDescriptor {
+            backends: Backends::all(),
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        };
+        wgpu::Instance::new(desc.with_env())
+    })
+}
+
+fn type_rank(t: DeviceType) -> u8 {
+    match t {
+        DeviceType::DiscreteGpu => 0,
+        DeviceType::IntegratedGpu => 1,
+        DeviceType::VirtualGpu => 2,
+        DeviceType::Other => 3,
+        DeviceType::Cpu => 4,
+    }
+}
+
+/// The adapters of this machine, best first (enumerated once per process).
+pub fn adapters() -> &'static [AdapterEntry] {
+    static LIST: OnceLock<Vec<AdapterEntry>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        let inst = instance();
+        let native = Backends::VULKAN | Backends::METAL | Backends::DX12;
+        let mut found = pollster::block_on(inst.enumerate_adapters(native));
+        if found.is_empty() {
+            found = pollster::block_on(inst.enumerate_adapters(Backends::GL));
+        }
+        let mut list: Vec<AdapterEntry> = found
+            .into_iter()
+            .map(|adapter| AdapterEntry { info: adapter.get_info(), adapter })
+            .filter(|e| e.adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS))
+            .collect();
+        list.sort_by_key(|e| (type_rank(e.info.device_type), e.info.backend != wgpu::Backend::Vulkan));
+        let mut seen = Vec::new();
+        list.retain(|e| {
+            let key = (e.info.name.clone(), e.info.vendor, e.info.device, e.info.device_pci_bus_id.clone());
+            if seen.contains(&key) {
+                return false;
+            }
+            seen.push(key);
+            true
+        });
+        list
+    })
+}
+
+/// The index of the best real (non-software) GPU, if there is one.
+pub fn best_real_gpu() -> Option<usize> {
+    adapters().iter().position(|e| !e.is_cpu())
+}

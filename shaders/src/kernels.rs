@@ -1,0 +1,148 @@
+//! The WGSL sources, one file per kernel family, and the cache of compiled pipelines.
+//! A family's module is `prelude + common.wgsl + <family>.wgsl`; the prelude carries
+//! compile-time choices (element type aliases, tile sizes), so one source serves several
+//! variants. Each (family, prelude, entry point) is compiled once per device.
+
+use plies_core::{Device, Error, Result};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+const COMMON: &str = include_str!("wgsl/common.wgsl");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Family {
+    Copy,
+    Unary,
+    Binary,
+    Reduce,
+    Matmul,
+    Softmax,
+    Norm,
+    CrossEntropy,
+    Index,
+    Random,
+    AdamW,
+}
+
+impl Family {
+    pub(crate) fn source(self) -> &'static str {
+        match self {
+            Family::Copy => include_str!("wgsl/copy.wgsl"),
+            Family::Unary => include_str!("wgsl/unary.wgsl"),
+            Family::Binary => include_str!("wgsl/binary.wgsl"),
+            Family::Reduce => include_str!("wgsl/reduce.wgsl"),
+            Family::Matmul => include_str!("wgsl/matmul.wgsl"),
+            Family::Softmax => include_str!("wgsl/softmax.wgsl"),
+            Family::Norm => include_str!("wgsl/norm.wgsl"),
+            Family::CrossEntropy => include_str!("wgsl/cross_entropy.wgsl"),
+            Family::Index => include_str!("wgsl/index.wgsl"),
+            Family::Random => include_str!("wgsl/random.wgsl"),
+            Family::AdamW => include_str!("wgsl/adamw.wgsl"),
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Family::Copy => "copy",
+            Family::Unary => "unary",
+            Family::Binary => "binary",
+            Family::Reduce => "reduce",
+            Family::Matmul => "matmul",
+            Family::Softmax => "softmax",
+            Family::Norm => "norm",
+            Family::CrossEntropy => "cross_entropy",
+            Family::Index => "index",
+            Family::Random => "random",
+            Family::AdamW => "adamw",
+        }
+    }
+}
+
+/// A kernel to run: family, entry point and prelude.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Kernel {
+    pub family: Family,
+    pub entry: &'static str,
+    pub prelude: String,
+}
+
+impl Kernel {
+    pub(crate) fn new(family: Family, entry: &'static str) -> Self {
+        Kernel { family, entry, prelude: String::new() }
+    }
+
+    pub(crate) fn with(mut self, prelude: impl Into<String>) -> Self {
+        self.prelude = prelude.into();
+        self
+    }
+}
+
+/// A compiled entry point with the bind group layout derived from it.
+#[derive(Clone, Debug)]
+pub(crate) struct Compiled {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<(Family, String), wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<Kernel, Compiled>>,
+    /// Held while compiling, so that threads asking for the same kernel at once wait for
+    /// one compilation instead of each running their own (slow on software adapters).
+    compiling: Mutex<()>,
+}
+
+impl PipelineCache {
+    pub(crate) fn compiled(&self) -> usize {
+        self.pipelines.lock().unwrap().len()
+    }
+
+    pub(crate) fn get(&self, device: &wgpu::Device, dev: Device, k: &Kernel) -> Result<Compiled> {
+        if let Some(p) = self.pipelines.lock().unwrap().get(k) {
+            return Ok(p.clone());
+        }
+        let _one_at_a_time = self.compiling.lock().unwrap();
+        if let Some(p) = self.pipelines.lock().unwrap().get(k) {
+            return Ok(p.clone());
+        }
+        let fail = |what: &str, e: wgpu::Error| Error::Backend {
+            device: dev,
+            msg: format!("compiling {}::{} ({what}): {e}", k.family.name(), k.entry),
+        };
+        let module = {
+            let mut modules = self.modules.lock().unwrap();
+            match modules.get(&(k.family, k.prelude.clone())) {
+                Some(m) => m.clone(),
+                None => {
+                    let src = format!("{}\n{}\n{}", k.prelude, COMMON, k.family.source());
+                    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+                    let m = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(k.family.name()),
+                        source: wgpu::ShaderSource::Wgsl(src.into()),
+                    });
+                    if let Some(e) = pollster::block_on(scope.pop()) {
+                        return Err(fail("module", e));
+                    }
+                    modules.insert((k.family, k.prelude.clone()), m.clone());
+                    m
+                }
+            }
+        };
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(k.entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(k.entry),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(fail("pipeline", e));
+        }
+        let c = Compiled { layout: p.get_bind_group_layout(0), pipeline: p };
+        self.pipelines.lock().unwrap().insert(k.clone(), c.clone());
+        Ok(c)
+    }
+}

@@ -1,0 +1,186 @@
+//! Fills, copies, casts, unary ops with their derivatives, binary ops and `where`: one
+//! thread per output element, every input read through its strides (broadcasts are
+//! stride 0), dims merged first wherever all operands allow.
+
+use crate::gpu::GpuBackend;
+use crate::kernels::{Family, Kernel};
+use crate::params::Params;
+use crate::storage::GpuStorage;
+use plies_core::backend::{Storage, View};
+use plies_core::{BinaryOp, DType, Error, Layout, Result, UnaryOp};
+
+fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
+    match op {
+        UnaryOp::Neg => (0, 0.0, 0.0),
+        UnaryOp::Abs => (1, 0.0, 0.0),
+        UnaryOp::Sign => (2, 0.0, 0.0),
+        UnaryOp::Exp => (3, 0.0, 0.0),
+        UnaryOp::Log => (4, 0.0, 0.0),
+        UnaryOp::Sqrt => (5, 0.0, 0.0),
+        UnaryOp::Rsqrt => (6, 0.0, 0.0),
+        UnaryOp::Recip => (7, 0.0, 0.0),
+        UnaryOp::Sqr => (8, 0.0, 0.0),
+        UnaryOp::Sin => (9, 0.0, 0.0),
+        UnaryOp::Cos => (10, 0.0, 0.0),
+        UnaryOp::Tanh => (11, 0.0, 0.0),
+        UnaryOp::Sigmoid => (12, 0.0, 0.0),
+        UnaryOp::Relu => (13, 0.0, 0.0),
+        UnaryOp::GeluTanh => (14, 0.0, 0.0),
+        UnaryOp::GeluErf => (15, 0.0, 0.0),
+        UnaryOp::Silu => (16, 0.0, 0.0),
+        UnaryOp::Affine { mul, add } => (17, mul as f32, add as f32),
+        UnaryOp::Powf(e) => (18, e as f32, 0.0),
+        UnaryOp::MaxScalar(v) => (19, v as f32, 0.0),
+        UnaryOp::MinScalar(v) => (20, v as f32, 0.0),
+    }
+}
+
+fn binary_code(op: BinaryOp) -> u32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+        BinaryOp::Pow => 4,
+        BinaryOp::Maximum => 5,
+        BinaryOp::Minimum => 6,
+        BinaryOp::Eq => 7,
+        BinaryOp::Ne => 8,
+        BinaryOp::Lt => 9,
+        BinaryOp::Le => 10,
+        BinaryOp::Gt => 11,
+        BinaryOp::Ge => 12,
+    }
+}
+
+impl GpuBackend {
+    pub(crate) fn fill(&self, len: usize, dtype: DType, value: f64) -> Result<GpuStorage> {
+        let out = self.output("full", len, dtype)?;
+        let bits = match dtype {
+            DType::I32 => (value as i32) as u32,
+            _ => (value as f32).to_bits(),
+        };
+        let p = Params::new(len).extra(0, bits);
+        self.run(&Kernel::new(Family::Copy, "fill"), &p, &[(2, out.buffer())], [self.groups(len), 1, 1])?;
+        Ok(out)
+    }
+
+    pub(crate) fn copy_into_view(&self, src: View, dst: &mut dyn Storage, dst_layout: &Layout) -> Result<()> {
+        let s = self.gs("copy_into", src)?;
+        let d = dst
+            .as_any()
+            .downcast_ref::<GpuStorage>()
+            .ok_or_else(|| Error::invalid("copy_into", "destination is not a GPU storage"))?;
+        if d.dtype() != src.dtype() {
+            return Err(Error::DTypeMismatch { op: "copy_into", lhs: d.dtype(), rhs: src.dtype() });
+        }
+        let n = src.layout.elem_count();
+        let p = Params::new(n).views(&[src.layout, dst_layout]);
+        self.run(
+            &Kernel::new(Family::Copy, "copy_into"),
+            &p,
+            &[(1, s.buffer()), (2, d.buffer())],
+            [self.groups(n), 1, 1],
+        )
+    }
+
+    pub(crate) fn cast_view(&self, x: View, dtype: DType) -> Result<GpuStorage> {
+        self.supported("cast", dtype)?;
+        let entry = match (x.dtype(), dtype) {
+            (a, b) if a == b => return self.copy_strided("cast", x),
+            (DType::F32, DType::I32) => "cast_f32_i32",
+            (DType::I32, DType::F32) => "cast_i32_f32",
+            (a, _) => return Err(Error::UnsupportedDType { op: "cast", dtype: a, device: self.dev() }),
+        };
+        let s = self.gs("cast", x)?;
+        let n = x.layout.elem_count();
+        let out = self.output("cast", n, dtype)?;
+        let p = Params::new(n).views(&[x.layout]);
+        self.run(&Kernel::new(Family::Copy, entry), &p, &[(1, s.buffer()), (2, out.buffer())], [self.groups(n), 1, 1])?;
+        Ok(out)
+    }
+
+    pub(crate) fn unary_view(&self, op: UnaryOp, x: View) -> Result<GpuStorage> {
+        let s = self.gs(op.name(), x)?;
+        let n = x.layout.elem_count();
+        let (code, a, b) = unary_code(op);
+        let (entry, binds) = match x.dtype() {
+            DType::F32 => ("unary_f32", (1, 3)),
+            DType::I32 if matches!(op, UnaryOp::Neg | UnaryOp::Abs) => ("unary_i32", (4, 5)),
+            d => return Err(Error::UnsupportedDType { op: op.name(), dtype: d, device: self.dev() }),
+        };
+        let out = self.output(op.name(), n, x.dtype())?;
+        let p = Params::new(n).op(code).scalar(0, a).scalar(1, b).views(&[x.layout]);
+        self.run(
+            &Kernel::new(Family::Unary, entry),
+            &p,
+            &[(binds.0, s.buffer()), (binds.1, out.buffer())],
+            [self.groups(n), 1, 1],
+        )?;
+        Ok(out)
+    }
+
+    pub(crate) fn unary_grad_view(&self, op: UnaryOp, x: View, grad: View) -> Result<GpuStorage> {
+        self.float_only(op.name(), x.dtype())?;
+        if grad.dtype() != x.dtype() {
+            return Err(Error::DTypeMismatch { op: op.name(), lhs: x.dtype(), rhs: grad.dtype() });
+        }
+        let (sx, sg) = (self.gs(op.name(), x)?, self.gs(op.name(), grad)?);
+        let n = x.layout.elem_count();
+        let (code, a, b) = unary_code(op);
+        let out = self.output(op.name(), n, DType::F32)?;
+        let p = Params::new(n).op(code).scalar(0, a).scalar(1, b).views(&[x.layout, grad.layout]);
+        self.run(
+            &Kernel::new(Family::Unary, "unary_grad_f32"),
+            &p,
+            &[(1, sx.buffer()), (2, sg.buffer()), (3, out.buffer())],
+            [self.groups(n), 1, 1],
+        )?;
+        Ok(out)
+    }
+
+    pub(crate) fn binary_view(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<GpuStorage> {
+        if lhs.dtype() != rhs.dtype() {
+            return Err(Error::DTypeMismatch { op: op.name(), lhs: lhs.dtype(), rhs: rhs.dtype() });
+        }
+        self.supported(op.name(), lhs.dtype())?;
+        let (sa, sb) = (self.gs(op.name(), lhs)?, self.gs(op.name(), rhs)?);
+        let n = lhs.layout.elem_count();
+        let (entry, binds) = match lhs.dtype() {
+            DType::F32 => ("binary_f32", [1, 2, 3]),
+            _ => ("binary_i32", [4, 5, 6]),
+        };
+        let out = self.output(op.name(), n, lhs.dtype())?;
+        let p = Params::new(n).op(binary_code(op)).views(&[lhs.layout, rhs.layout]);
+        self.run(
+            &Kernel::new(Family::Binary, entry),
+            &p,
+            &[(binds[0], sa.buffer()), (binds[1], sb.buffer()), (binds[2], out.buffer())],
+            [self.groups(n), 1, 1],
+        )?;
+        Ok(out)
+    }
+
+    pub(crate) fn where_view(&self, cond: View, on_true: View, on_false: View) -> Result<GpuStorage> {
+        if on_true.dtype() != on_false.dtype() {
+            return Err(Error::DTypeMismatch { op: "where", lhs: on_true.dtype(), rhs: on_false.dtype() });
+        }
+        self.supported("where", on_true.dtype())?;
+        self.supported("where", cond.dtype())?;
+        let (sc, st, sf) = (self.gs("where", cond)?, self.gs("where", on_true)?, self.gs("where", on_false)?);
+        let n = cond.layout.elem_count();
+        let out = self.output("where", n, on_true.dtype())?;
+        let p = Params::new(n).flags((cond.dtype() == DType::F32) as u32).views(&[
+            cond.layout,
+            on_true.layout,
+            on_false.layout,
+        ]);
+        self.run(
+            &Kernel::new(Family::Binary, "where_select"),
+            &p,
+            &[(7, sc.buffer()), (8, st.buffer()), (9, sf.buffer()), (10, out.buffer())],
+            [self.groups(n), 1, 1],
+        )?;
+        Ok(out)
+    }
+}
