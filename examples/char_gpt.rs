@@ -50,19 +50,25 @@ pub struct Args {
     /// Report the time at which the validation loss first falls below this (nats per char)
     #[arg(long, default_value_t = 2.0)]
     pub target_loss: f64,
+    /// Model width
     #[arg(long, default_value_t = 128)]
     pub d_model: usize,
+    /// Transformer blocks
     #[arg(long, default_value_t = 4)]
     pub layers: usize,
+    /// Attention heads (must divide --d-model)
     #[arg(long, default_value_t = 4)]
     pub heads: usize,
+    /// Context length in characters
     #[arg(long, default_value_t = 128)]
     pub context: usize,
+    /// Sequences per step
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Peak learning rate (linear warmup, then cosine decay to a tenth)
     #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
+    /// AdamW weight decay (on matrices and embeddings)
     #[arg(long, default_value_t = 0.1)]
     pub weight_decay: f64,
     /// Characters to sample at the end
@@ -78,13 +84,16 @@ pub struct Args {
 
 impl Args {
     /// The default number of steps (`--steps` overrides it).
-    pub const STEPS: u64 = 700;
+    pub const STEPS: u64 = 1000;
 }
 
 fn main() {
+    // Registers the GPU backend, so that `--device gpu` (or PLIES_DEVICE=gpu) can open it.
+    plies::init();
     let args = Args::parse();
     match train(&args) {
         Ok(outcome) => {
+            eprintln!("validation loss {:.6}; to check it with PyTorch:\n  {}", outcome.val_loss, outcome.torch_check);
             println!("{}", outcome.sample);
             println!("{}", outcome.result_line);
         }
@@ -100,6 +109,8 @@ pub struct Outcome {
     pub losses: Vec<f64>,
     pub val_loss: f64,
     pub checkpoint: PathBuf,
+    /// The command that has PyTorch load the checkpoint and recompute `val_loss`.
+    pub torch_check: String,
     pub sample: String,
     pub result_line: String,
 }
@@ -232,13 +243,13 @@ pub fn train(args: &Args) -> Result<Outcome> {
     ]);
     save_gpt(&model, &checkpoint, &meta)?;
     let text = args.text.clone().unwrap_or_else(|| PathBuf::from("data/shakespeare.txt"));
-    run.println(format!(
-        "PyTorch check: python3 bench/torch_load_checkpoint.py {} --text {} --val-fraction {} --max-windows {} --expect {val:.6}",
+    let torch_check = format!(
+        "python3 bench/torch_load_checkpoint.py {} --text {} --val-fraction {} --max-windows {} --expect {val}",
         checkpoint.display(),
         text.display(),
         args.val_fraction,
         args.val_windows
-    ));
+    );
 
     let sample = sample(&model, &data, &args.prompt, args.sample_chars, args.temperature, &mut Rng::new(seed ^ 0x5a3))?;
     let result_line = run.finish(&[
@@ -251,5 +262,5 @@ pub fn train(args: &Args) -> Result<Outcome> {
         ("train_seconds", ((train_seconds * 10.0).round() / 10.0).into()),
         ("checkpoint", checkpoint.display().to_string().into()),
     ])?;
-    Ok(Outcome { losses, val_loss: val, checkpoint, sample, result_line })
+    Ok(Outcome { losses, val_loss: val, checkpoint, torch_check, sample, result_line })
 }

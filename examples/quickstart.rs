@@ -14,6 +14,8 @@ use plies::nn::prelude::*;
 use plies::nn::train::{parse_common, CommonArgs, Run};
 
 fn main() {
+    // Registers the GPU backend, so that `--device gpu` (or PLIES_DEVICE=gpu) can open it.
+    plies::init();
     let args = parse_common("A two-layer perceptron on the embedded 8x8 digits");
     match train(&args) {
         Ok(outcome) => println!("{}", outcome.result_line),
