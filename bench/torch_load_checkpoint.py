@@ -9,11 +9,16 @@ parameter names are PyTorch's own (`blocks.0.attn.qkv.weight`, ...), so
 Data, one of:
   --text FILE     a text file, encoded with the checkpoint's character vocabulary
                   (metadata key `vocab`: a JSON string of the characters, id = position);
-                  the last --val-fraction of it is the validation split.
+                  the last --val-fraction of it is the validation split, cut as
+                  `CharDataset::split` cuts it (round(fraction * characters) at the end).
   --tokens FILE   a safetensors file holding an I32 tensor `tokens` (already the split).
-The loss is the mean cross-entropy over non-overlapping windows of `context` + 1 tokens
-(the first --max-windows of them), which is what a Plies evaluation over the same windows
-computes. --expect LOSS compares against the loss Plies reported (--tol, default 1e-4).
+The loss is the mean cross-entropy per token over the windows of `CharDataset::windows`:
+starts 0, c, 2c, ... (c = context), each c + 1 tokens long (inputs are the first c, targets
+the last c), the first --max-windows of them; `examples/char_gpt.rs` evaluates the same
+windows. --expect LOSS compares against the loss Plies reported (--tol, default 1e-4).
+
+  python3 bench/torch_load_checkpoint.py runs/char_gpt/model.safetensors \
+      --text data/shakespeare.txt --val-fraction 0.1 --max-windows 256 --expect <val_loss>
 
 Optional: needs torch and safetensors; nothing in the Rust tests depends on it.
 """
@@ -130,6 +135,12 @@ def load_plies_gpt(path):
     return model, cfg, meta
 
 
+def round_half_away(x):
+    """Rust's f64::round for x >= 0 (Python's round() rounds halves to even)."""
+    r = math.floor(x)
+    return r + 1 if x - r >= 0.5 else r
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
@@ -150,8 +161,9 @@ def main():
             sys.exit(f"{args.checkpoint}: no `vocab` metadata to encode text with; use --tokens")
         vocab = json.loads(meta["vocab"])
         index = {c: i for i, c in enumerate(vocab)}
-        text = open(args.text, encoding="utf-8").read()
-        split = int(len(text) * (1.0 - args.val_fraction))
+        # newline="" keeps the characters as they are in the file (no \r\n translation).
+        text = open(args.text, encoding="utf-8", newline="").read()
+        split = len(text) - round_half_away(args.val_fraction * len(text))
         missing = sorted(set(text[split:]) - set(index))
         if missing:
             sys.exit(f"{args.text}: characters outside the checkpoint's vocabulary: {missing[:10]}")
@@ -161,11 +173,12 @@ def main():
 
         tokens = load_file(args.tokens)["tokens"].long().flatten()
 
-    w = cfg["context"] + 1
-    n = min(len(tokens) // w, args.max_windows)
-    if n == 0:
-        sys.exit(f"need at least {w} tokens, got {len(tokens)}")
-    windows = tokens[: n * w].view(n, w)
+    c = cfg["context"]
+    starts = list(range(0, len(tokens) - c, c))[: args.max_windows]
+    if not starts:
+        sys.exit(f"need at least {c + 1} tokens, got {len(tokens)}")
+    n = len(starts)
+    windows = torch.stack([tokens[s : s + c + 1] for s in starts])
     total, count = 0.0, 0
     with torch.no_grad():
         for s in range(0, n, args.batch_size):

@@ -23,6 +23,8 @@ fn evaluate(w: &Tensor, b: &Tensor, set: &LabeledData, device: Device) -> Result
 }
 
 fn main() {
+    // Registers the GPU backend, so that `--device gpu` (or PLIES_DEVICE=gpu) can open it.
+    plies::init();
     let args = parse_common("Linear classifier on the embedded 8x8 digits");
     if let Err(e) = train(&args) {
         eprintln!("error: {e}");

@@ -1,36 +1,87 @@
-//! Quickstart: fit a linear model y = x W + b to noisy data with autodiff and plain SGD,
-//! on the CPU. Ends with one machine-readable line.
+//! Quickstart: a two-layer perceptron learns the 8x8 handwritten digits embedded in Plies (no
+//! files needed), trained with Adam on shuffled minibatches, and reports its test accuracy.
+//!
+//!     cargo run --release --example quickstart
+//!     cargo run --release --example quickstart -- --device cpu --steps 2000 --seed 1 --out runs/qs
+//!
+//! The progress bar shows the loss and examples per second; `metrics.jsonl` and `loss.png`
+//! land in the output folder (`runs/quickstart`), and the last line on stdout is the result:
+//! `result: {"name":"quickstart",...,"test_accuracy":0.97...}`.
 
-use plies::autodiff::{no_grad, rng::Rng, DType, Device, Tensor};
+use plies::autodiff::Result;
+use plies::nn::data::{digits, DataLoader, LabeledData};
+use plies::nn::prelude::*;
+use plies::nn::train::{parse_common, CommonArgs, Run};
 
 fn main() {
-    let device = Device::Cpu;
-    let mut rng = Rng::new(0);
-    let (n, d) = (256, 4);
-    let x = Tensor::randn([n, d], 0.0, 1.0, &mut rng, DType::F32, device);
-    let w_true = Tensor::from_vec(vec![2.0f32, -1.0, 0.5, 3.0], [d, 1], device);
-    let noise = Tensor::randn([n, 1], 0.0, 0.01, &mut rng, DType::F32, device);
-    let y = x.matmul(&w_true) + 0.7 + noise;
-
-    let w = Tensor::param(Tensor::zeros([d, 1], DType::F32, device).value());
-    let b = Tensor::param(Tensor::zeros([1], DType::F32, device).value());
-    let lr = 0.1;
-    let mut loss_value = f64::NAN;
-    for step in 0..200 {
-        let loss = (x.matmul(&w) + &b).mse(&y);
-        loss.backward().expect("backward");
-        no_grad(|| {
-            for p in [&w, &b] {
-                let g = p.grad().expect("gradient");
-                p.set_value(p.value().sub(&g.mul_scalar(lr).unwrap()).unwrap()).unwrap();
-                p.zero_grad();
-            }
-        });
-        loss_value = loss.item();
-        if step % 50 == 0 {
-            println!("step {step:3} loss {loss_value:.6}");
+    // Registers the GPU backend, so that `--device gpu` (or PLIES_DEVICE=gpu) can open it.
+    plies::init();
+    let args = parse_common("A two-layer perceptron on the embedded 8x8 digits");
+    match train(&args) {
+        Ok(outcome) => println!("{}", outcome.result_line),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
         }
     }
-    println!("learned w = {:?}, b = {:?}", w.to_vec::<f32>(), b.to_vec::<f32>());
-    println!("result: final_mse={loss_value:.6}");
+}
+
+/// What a run leaves behind besides its output folder.
+pub struct Outcome {
+    /// The training loss of every step.
+    pub losses: Vec<f64>,
+    pub test_accuracy: f64,
+    pub result_line: String,
+}
+
+/// The fraction of `set` the model classifies correctly.
+fn accuracy(model: &Mlp, set: &LabeledData, device: Device) -> Result<f64> {
+    let batch = set.to_batch(device)?;
+    let logits = no_grad(|| model.try_forward(&batch.inputs))?;
+    let predicted = logits.try_argmax(1, false)?.try_to_vec::<i32>()?;
+    let hits = predicted.iter().zip(set.labels()).filter(|(p, y)| p == y).count();
+    Ok(hits as f64 / set.len() as f64)
+}
+
+pub fn train(args: &CommonArgs) -> Result<Outcome> {
+    let (steps, device, seed) = (args.steps_or(1000), args.device, args.seed);
+    let (batch_size, lr, hidden) = (64, 3e-3, 128);
+
+    // 1797 images of 64 pixels in 0..16, scaled to 0..1; a fifth of each class is held out.
+    let data = digits::load()?.scaled(1.0 / digits::MAX_PIXEL);
+    let (train_set, test_set) = data.split(0.2, seed)?;
+    let loader = DataLoader::new(&train_set, batch_size).shuffle(seed).drop_last(true).device(device);
+
+    let mut init = Init::new(seed).with_device(device);
+    let model = Mlp::new(&mut init, &[data.feature_len(), hidden, data.num_classes()], Activation::Relu);
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig::adam(lr))?;
+
+    let mut run = Run::create("quickstart", args.out_dir("quickstart"), steps)?;
+    run.config(&[
+        ("steps", steps.into()),
+        ("seed", seed.into()),
+        ("device", device.to_string().into()),
+        ("hidden", hidden.into()),
+        ("batch_size", batch_size.into()),
+        ("lr", lr.into()),
+    ])?;
+    let mut losses = Vec::new();
+    for (step, batch) in (0..steps).zip(loader.stream()) {
+        let batch = batch?;
+        let loss = model.try_forward(&batch.inputs)?.try_cross_entropy(&batch.targets)?;
+        loss.backward()?;
+        opt.step()?;
+        opt.zero_grad();
+        losses.push(loss.item());
+        run.step(step, loss.item(), batch.len() as u64)?;
+        if (step + 1) % 200 == 0 {
+            run.eval(step, &[("test_accuracy", accuracy(&model, &test_set, device)?)])?;
+        }
+    }
+    let test_accuracy = accuracy(&model, &test_set, device)?;
+    let result_line = run.finish(&[
+        ("final_train_loss", losses.last().copied().unwrap_or(f64::NAN).into()),
+        ("test_accuracy", test_accuracy.into()),
+    ])?;
+    Ok(Outcome { losses, test_accuracy, result_line })
 }

@@ -1,6 +1,7 @@
 //! The native CPU backend: generic kernels over f32/f64 (i32 where it makes sense),
 //! rayon across cores for large work, matmul through `gemm`.
 
+mod alloc;
 mod elementwise;
 mod fused;
 mod index;
@@ -139,7 +140,12 @@ pub struct CpuBackend;
 impl CpuBackend {
     pub fn shared() -> Arc<dyn Backend> {
         static SHARED: OnceLock<Arc<dyn Backend>> = OnceLock::new();
-        SHARED.get_or_init(|| Arc::new(CpuBackend)).clone()
+        SHARED
+            .get_or_init(|| {
+                alloc::tune_heap();
+                Arc::new(CpuBackend)
+            })
+            .clone()
     }
 }
 

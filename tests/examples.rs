@@ -1,0 +1,142 @@
+//! Smoke tests of the examples: a few steps of each example's training function on tiny
+//! settings, checking that the loss falls, that the run leaves its log, plot and result line,
+//! and that a seed reproduces a run. The full runs are not tests (README's Examples section
+//! lists their figures). Each example is compiled into this test as a module.
+
+#[allow(dead_code)]
+#[path = "../examples/quickstart.rs"]
+mod quickstart;
+
+#[allow(dead_code)]
+#[path = "../examples/char_gpt.rs"]
+mod char_gpt;
+
+#[allow(dead_code)]
+#[path = "../examples/fashion_cnn.rs"]
+mod fashion_cnn;
+
+use clap::Parser;
+use plies::autodiff::Device;
+use plies::nn::checkpoint::load_gpt;
+use plies::nn::data::{digits, CharDataset};
+use plies::nn::train::CommonArgs;
+use plies::nn::{Init, Module};
+use std::path::{Path, PathBuf};
+
+/// A scratch folder, removed when the test passes (kept for a look when it fails).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
+    let d = std::env::temp_dir().join(format!("plies-examples-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    Scratch(d)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// The run's folder holds a JSONL log whose last record is the result, and a PNG plot; the
+/// result line is `result: ` and the same JSON object.
+fn check_outputs(dir: &Path, result_line: &str, name: &str) -> serde_json::Value {
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records[0]["event"], "config");
+    assert!(records.iter().any(|r| r["loss"].is_number()), "steps are logged");
+    assert_eq!(records.last().unwrap()["event"], "result");
+    let png = std::fs::read(dir.join("loss.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let json = result_line.strip_prefix("result: ").unwrap_or_else(|| panic!("not a result line: {result_line}"));
+    let result: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(result["name"], name);
+    result
+}
+
+fn common(out: &Path, steps: u64, seed: u64) -> CommonArgs {
+    CommonArgs { device: Device::Cpu, steps: Some(steps), seed, out: Some(out.to_path_buf()) }
+}
+
+#[test]
+fn quickstart_learns_the_digits_and_a_seed_reproduces_it() {
+    let dir = scratch("quickstart");
+    let a = quickstart::train(&common(&dir.0.join("a"), 60, 3)).unwrap();
+    assert_eq!(a.losses.len(), 60);
+    assert!(mean(&a.losses[50..]) < 0.5 * mean(&a.losses[..10]), "loss falls: {:?}", a.losses);
+    assert!(a.test_accuracy > 0.8, "test accuracy after 60 steps: {}", a.test_accuracy);
+    let result = check_outputs(&dir.0.join("a"), &a.result_line, "quickstart");
+    assert_eq!(result["test_accuracy"].as_f64(), Some(a.test_accuracy));
+
+    let b = quickstart::train(&common(&dir.0.join("b"), 60, 3)).unwrap();
+    assert_eq!(a.losses, b.losses, "same seed, same losses");
+    let c = quickstart::train(&common(&dir.0.join("c"), 5, 4)).unwrap();
+    assert_ne!(a.losses[..5], c.losses[..], "another seed, other losses");
+}
+
+#[test]
+fn char_gpt_learns_saves_a_checkpoint_that_reloads_and_samples() {
+    let dir = scratch("char_gpt");
+    let out = dir.0.display().to_string();
+    #[rustfmt::skip]
+    let args = char_gpt::Args::try_parse_from([
+        "char_gpt", "--steps", "12", "--seed", "5", "--out", &out, "--d-model", "32", "--layers", "1",
+        "--heads", "2", "--context", "16", "--batch-size", "8", "--lr", "1e-2", "--eval-every", "6",
+        "--val-windows", "12", "--sample-chars", "30", "--prompt", "KING",
+    ])
+    .unwrap();
+    let run = char_gpt::train(&args).unwrap();
+    assert_eq!(run.losses.len(), 12);
+    assert!(mean(&run.losses[9..]) < mean(&run.losses[..3]) - 0.3, "loss falls: {:?}", run.losses);
+    let result = check_outputs(&dir.0, &run.result_line, "char_gpt");
+    assert_eq!(result["val_loss"].as_f64(), Some(run.val_loss));
+    assert!(run.val_loss.is_finite() && run.val_loss < (74f64).ln() + 0.5, "val loss {}", run.val_loss);
+
+    // The checkpoint rebuilds the model, which gives the same validation loss on the same windows.
+    let (model, meta) = load_gpt(&run.checkpoint, &mut Init::new(99)).unwrap();
+    assert_eq!((model.config.d_model, model.config.n_layer, model.config.context), (32, 1, 16));
+    let data = CharDataset::shakespeare();
+    let vocab: String = serde_json::from_str(&meta["vocab"]).unwrap();
+    assert_eq!(vocab.chars().collect::<Vec<_>>(), data.vocab().chars());
+    let (_, val) = data.split(0.1).unwrap();
+    let again = char_gpt::val_loss(&model, &val, 12, 5, Device::Cpu).unwrap();
+    assert!((again - run.val_loss).abs() < 1e-6, "reloaded {again}, trained {}", run.val_loss);
+
+    assert!(run.sample.starts_with("KING"));
+    assert_eq!(run.sample.chars().count(), 4 + 30);
+
+    let again = char_gpt::train(&args).unwrap();
+    assert_eq!(run.losses, again.losses, "same seed, same losses");
+    assert_eq!(run.sample, again.sample, "same seed, same sample");
+}
+
+#[test]
+fn char_gpt_refuses_heads_that_do_not_divide_the_width() {
+    let dir = scratch("char_gpt_heads");
+    let out = dir.0.display().to_string();
+    let args = char_gpt::Args::try_parse_from(["char_gpt", "--out", &out, "--d-model", "30", "--heads", "4"]).unwrap();
+    let e = char_gpt::train(&args).err().unwrap().to_string();
+    assert!(e.contains("--d-model 30") && e.contains("--heads 4"), "{e}");
+}
+
+#[test]
+fn fashion_cnn_trains_on_small_images_and_explains_missing_data() {
+    let dir = scratch("fashion_cnn");
+    let data = digits::load().unwrap().scaled(1.0 / digits::MAX_PIXEL).reshaped(&[1, 8, 8]).unwrap();
+    let (train, test) = data.split(0.2, 0).unwrap();
+    let run = fashion_cnn::train(&common(&dir.0, 30, 1), &train, &test).unwrap();
+    assert!(mean(&run.losses[25..]) < mean(&run.losses[..5]) - 0.03, "loss falls: {:?}", run.losses);
+    assert!(run.test_accuracy > 0.4, "test accuracy after 30 steps: {}", run.test_accuracy);
+    check_outputs(&dir.0, &run.result_line, "fashion_cnn");
+    let model = fashion_cnn::cnn(&mut Init::new(0), (28, 28), 10);
+    assert_eq!(model.num_params(), 16 * 9 + 16 + 32 * 16 * 9 + 32 + 1568 * 128 + 128 + 128 * 10 + 10);
+
+    let e = fashion_cnn::load(&dir.0.join("no-such-folder")).err().unwrap().to_string();
+    assert!(e.contains("scripts/fetch_data.sh"), "{e}");
+}
