@@ -1,0 +1,240 @@
+//! The nn stack on the GPU against the CPU: models built from one seed on the CPU, one copy
+//! moved to the GPU with `Module::to_device`, the same steps run on both in f32, and the
+//! losses, gradients and parameters compared. Covers a tiny GPT trained with AdamW (with
+//! dropout, whose masks both devices draw identically), a small CNN with SGD, GRU and RNN
+//! forward and backward, models built on the GPU directly, and checkpoints of a GPU model
+//! and its optimizer. Skipped loudly without an adapter (fails with PLIES_REQUIRE_GPU=1).
+
+#[path = "gpu_common/mod.rs"]
+mod common;
+
+use common::assert_close;
+use plies::autodiff::{DType, Device, Tensor};
+use plies::core::Result;
+use plies::nn::checkpoint::{load_gpt, load_optimizer, save_gpt, save_optimizer};
+use plies::nn::layers::*;
+use plies::nn::loss::{cross_entropy, CrossEntropy};
+use plies::nn::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use plies::nn::{Init, Layer, Module};
+use std::collections::HashMap;
+
+fn tiny_gpt() -> GptConfig {
+    GptConfig {
+        vocab_size: 11,
+        context: 8,
+        d_model: 16,
+        n_layer: 2,
+        n_head: 2,
+        mlp_ratio: 4,
+        dropout: 0.1,
+        activation: Activation::Gelu,
+        ln_eps: 1e-5,
+    }
+}
+
+/// Three sequences of 9 tokens following `next = 3 cur + 1 mod 11`: inputs and targets.
+fn token_batch(device: Device) -> (Tensor, Tensor) {
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for start in [0i32, 4, 9] {
+        let seq: Vec<i32> = (0..9).scan(start, |t, _| Some(std::mem::replace(t, (*t * 3 + 1) % 11))).collect();
+        x.extend_from_slice(&seq[..8]);
+        y.extend_from_slice(&seq[1..]);
+    }
+    (Tensor::from_vec(x, [3, 8], device), Tensor::from_vec(y, [3, 8], device))
+}
+
+/// Parameter values by name, read back to the host.
+fn values(m: &dyn Module) -> Result<Vec<(String, Vec<f64>)>> {
+    m.state_dict().into_iter().map(|(k, a)| Ok((k, a.to_vec::<f64>()?))).collect()
+}
+
+fn grads(m: &dyn Module) -> Result<Vec<(String, Vec<f64>)>> {
+    m.named_parameters()
+        .into_iter()
+        .map(|p| {
+            let g = p.tensor.grad().ok_or_else(|| plies::core::Error::msg(format!("`{}` got no gradient", p.name)))?;
+            Ok((p.name, g.to_vec::<f64>()?))
+        })
+        .collect()
+}
+
+fn compare(what: &str, gpu: &[(String, Vec<f64>)], cpu: &[(String, Vec<f64>)], rtol: f64, atol: f64) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: different parameter lists");
+    for ((name, g), (cname, c)) in gpu.iter().zip(cpu) {
+        assert_eq!(name, cname);
+        assert_close(&format!("{what} {name}"), g, c, rtol, atol);
+    }
+}
+
+/// A tiny GPT built on the CPU from `seed` and moved to `device`, trained `steps` AdamW
+/// steps with gradient clipping: the losses and the final parameters.
+fn train_gpt(device: Device, steps: usize) -> Result<(Vec<f64>, Vec<(String, Vec<f64>)>)> {
+    let model = Gpt::new(&mut Init::new(7), tiny_gpt());
+    model.to_device(device)?;
+    assert_eq!(model.device()?, Some(device));
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-2, 0.01))?;
+    let (x, y) = token_batch(device);
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let loss = cross_entropy(&model.try_forward(&x)?, &y, CrossEntropy::default())?;
+        loss.backward()?;
+        clip_grad_norm(&model.named_parameters(), 1.0)?;
+        opt.step()?;
+        opt.zero_grad();
+        losses.push(loss.value().to_scalar::<f64>()?);
+    }
+    Ok((losses, values(&model)?))
+}
+
+#[test]
+fn tiny_gpt_trains_the_same_on_gpu_and_cpu() -> Result<()> {
+    let steps = 6;
+    let (cpu, p_cpu) = train_gpt(Device::Cpu, steps)?;
+    assert!(cpu[steps - 1] < cpu[0] * 0.9, "the CPU run learns: {cpu:?}");
+    let Some(dev) = common::gpu() else { return Ok(()) };
+    let (gpu, p_gpu) = train_gpt(dev, steps)?;
+    eprintln!("gpt losses cpu {cpu:?}\n           gpu {gpu:?}");
+    assert_close("gpt losses", &gpu, &cpu, 1e-4, 1e-5);
+    compare("gpt parameter", &p_gpu, &p_cpu, 1e-3, 1e-4);
+    Ok(())
+}
+
+#[test]
+fn gpt_built_on_the_gpu_matches_the_cpu_build() -> Result<()> {
+    let Some(dev) = common::gpu() else { return Ok(()) };
+    let cfg = GptConfig { dropout: 0.0, ..tiny_gpt() };
+    let cpu = Gpt::new(&mut Init::new(3), cfg.clone());
+    let gpu = Gpt::new(&mut Init::new(3).with_device(dev), cfg);
+    assert_eq!(gpu.device()?, Some(dev));
+    // Uniform draws are bit-identical; normal ones differ by f32 rounding of Box-Muller.
+    compare("initial", &values(&gpu)?, &values(&cpu)?, 1e-5, 1e-7);
+    let (x, _) = token_batch(Device::Cpu);
+    let logits_cpu = cpu.try_forward(&x)?.try_to_vec::<f64>()?;
+    let logits_gpu = gpu.try_forward(&x.value().to_device(dev).map(Tensor::new)?)?.try_to_vec::<f64>()?;
+    assert_close("logits", &logits_gpu, &logits_cpu, 1e-4, 1e-5);
+    Ok(())
+}
+
+/// Conv2d, max and average pooling, flatten and a Linear head.
+fn cnn(init: &mut Init) -> Sequential {
+    Sequential::new()
+        .push(Conv2d::new(init, 2, 4, 3, 1, 1))
+        .push(Activation::Relu)
+        .push(MaxPool2d::new(2))
+        .push(Conv2d::new(init, 4, 6, 3, 2, 1))
+        .push(Activation::Tanh)
+        .push(AvgPool2d::new(2))
+        .push(Flatten::default())
+        .push(Linear::new(init, 6, 5, true))
+}
+
+/// Loss and gradients of one CNN batch, then the parameters after three SGD steps
+/// (Nesterov momentum, weight decay).
+type CnnRun = (f64, Vec<(String, Vec<f64>)>, Vec<(String, Vec<f64>)>);
+
+fn cnn_run(device: Device) -> Result<CnnRun> {
+    let model = cnn(&mut Init::new(11));
+    model.to_device(device)?;
+    let mut rng = plies::autodiff::rng::Rng::new(5);
+    let x = Tensor::rand([3, 2, 8, 8], -1.0, 1.0, &mut rng, DType::F32, device);
+    let y = Tensor::from_vec(vec![0i32, 3, 4], [3], device);
+    let mut opt = Sgd::new(model.named_parameters(), SgdConfig::new(0.1).momentum(0.9).nesterov(true).weight_decay(1e-3))?;
+    let mut first = None;
+    for _ in 0..3 {
+        let loss = cross_entropy(&model.try_forward(&x)?, &y, CrossEntropy::default())?;
+        loss.backward()?;
+        if first.is_none() {
+            first = Some((loss.value().to_scalar::<f64>()?, grads(&model)?));
+        }
+        opt.step()?;
+        opt.zero_grad();
+    }
+    let (loss, g) = first.unwrap();
+    Ok((loss, g, values(&model)?))
+}
+
+#[test]
+fn cnn_step_matches_the_cpu() -> Result<()> {
+    let Some(dev) = common::gpu() else { return Ok(()) };
+    let (loss_c, g_c, p_c) = cnn_run(Device::Cpu)?;
+    let (loss_g, g_g, p_g) = cnn_run(dev)?;
+    assert_close("cnn loss", &[loss_g], &[loss_c], 1e-5, 1e-6);
+    compare("cnn grad", &g_g, &g_c, 1e-3, 1e-5);
+    compare("cnn parameter after SGD", &p_g, &p_c, 1e-4, 1e-5);
+    Ok(())
+}
+
+/// Outputs, last state, parameter gradients and the input's gradient of an RNN or GRU.
+fn recurrent_run(gru: bool, device: Device) -> Result<Vec<(String, Vec<f64>)>> {
+    let init = &mut Init::new(21);
+    let (g, r) = (Gru::new(init, 3, 4), Rnn::new(init, 3, 4));
+    let module: &dyn Module = if gru { &g } else { &r };
+    module.to_device(device)?;
+    let mut rng = plies::autodiff::rng::Rng::new(8);
+    let x = Tensor::param(Tensor::rand([2, 5, 3], -1.0, 1.0, &mut rng, DType::F32, device).value());
+    let h0 = Tensor::param(Tensor::rand([2, 4], -0.5, 0.5, &mut rng, DType::F32, device).value());
+    let w = Tensor::rand([2, 5, 4], -1.0, 1.0, &mut rng, DType::F32, device);
+    let (out, last) = if gru { g.try_forward_with(&x, Some(&h0))? } else { r.try_forward_with(&x, Some(&h0))? };
+    out.try_mul(&w)?.try_sum_all()?.try_add(&last.try_sum_all()?)?.backward()?;
+    let mut all = grads(module)?;
+    all.push(("output".into(), out.try_to_vec::<f64>()?));
+    all.push(("last".into(), last.try_to_vec::<f64>()?));
+    all.push(("x.grad".into(), x.grad().unwrap().to_vec::<f64>()?));
+    all.push(("h0.grad".into(), h0.grad().unwrap().to_vec::<f64>()?));
+    Ok(all)
+}
+
+#[test]
+fn gru_and_rnn_forward_and_backward_match_the_cpu() -> Result<()> {
+    let Some(dev) = common::gpu() else { return Ok(()) };
+    for gru in [false, true] {
+        let what = if gru { "gru" } else { "rnn" };
+        compare(what, &recurrent_run(gru, dev)?, &recurrent_run(gru, Device::Cpu)?, 1e-4, 1e-5);
+    }
+    Ok(())
+}
+
+#[test]
+fn gpu_checkpoint_round_trip_resumes_training_exactly() -> Result<()> {
+    let Some(dev) = common::gpu() else { return Ok(()) };
+    let cfg = tiny_gpt();
+    let model = Gpt::new(&mut Init::new(9).with_device(dev), cfg.clone());
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-2, 0.01))?;
+    let (x, y) = token_batch(dev);
+    let step = |m: &Gpt, opt: &mut Adam| -> Result<f64> {
+        let loss = cross_entropy(&m.try_forward(&x)?, &y, CrossEntropy::default())?;
+        loss.backward()?;
+        opt.step()?;
+        opt.zero_grad();
+        loss.value().to_scalar::<f64>()
+    };
+    // Dropout draws from each model's own generator, so compare without it.
+    model.eval();
+    for _ in 0..2 {
+        step(&model, &mut opt)?;
+    }
+    let dir = std::env::temp_dir().join(format!("plies-nn-gpu-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| plies::core::Error::io(&dir, e))?;
+    let (mpath, opath) = (dir.join("model.safetensors"), dir.join("adam.safetensors"));
+    save_gpt(&model, &mpath, &HashMap::new())?;
+    save_optimizer(&opt, &opath)?;
+
+    // Onto the CPU: the same values, bit for bit.
+    let (on_cpu, _) = load_gpt(&mpath, &mut Init::new(0))?;
+    assert_eq!(on_cpu.device()?, Some(Device::Cpu));
+    let (a, b) = (values(&on_cpu)?, values(&model)?);
+    assert_eq!(a, b, "a GPU model saved and loaded on the CPU keeps its values");
+
+    // Back onto the GPU with the optimizer: the next step is the one the original takes.
+    let (resumed, _) = load_gpt(&mpath, &mut Init::new(0).with_device(dev))?;
+    resumed.eval();
+    let mut opt2 = Adam::new(resumed.named_parameters(), AdamConfig::adamw(1e-2, 0.01))?;
+    load_optimizer(&mut opt2, &opath)?;
+    assert_eq!(opt2.step_count("head.weight"), 2);
+    let (l1, l2) = (step(&model, &mut opt)?, step(&resumed, &mut opt2)?);
+    assert_eq!(l1, l2, "resumed loss");
+    assert_eq!(values(&resumed)?, values(&model)?, "parameters after the resumed step");
+    std::fs::remove_dir_all(&dir).map_err(|e| plies::core::Error::io(&dir, e))?;
+    Ok(())
+}
