@@ -1,7 +1,8 @@
 //! Elementwise kernels: each unary op's value and derivative side by side, binary ops
 //! and comparisons, and `where`.
 
-use crate::{BinaryOp, FloatElement, UnaryOp};
+use super::strided::map2;
+use crate::{BinaryOp, FloatElement, Layout, UnaryOp};
 
 /// Constants of the GELU approximations.
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
@@ -214,6 +215,23 @@ pub(crate) fn binary_f<T: FloatElement>(op: BinaryOp, a: T, b: T) -> T {
         BinaryOp::Gt => bool_(a > b),
         BinaryOp::Ge => bool_(a >= b),
     }
+}
+
+/// A binary op over two strided float views of one shape. The arithmetic ops get loops of
+/// their own, written out so that LLVM vectorises them; the rest go through `binary_f`.
+pub(crate) fn binary_map<T: FloatElement>(op: BinaryOp, a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Vec<T> {
+    match op {
+        BinaryOp::Add => map2(a, la, b, lb, |x, y| x + y),
+        BinaryOp::Sub => map2(a, la, b, lb, |x, y| x - y),
+        BinaryOp::Mul => map2(a, la, b, lb, |x, y| x * y),
+        BinaryOp::Div => map2(a, la, b, lb, |x, y| x / y),
+        _ => map2(a, la, b, lb, |x, y| binary_f(op, x, y)),
+    }
+}
+
+/// A binary op over two strided i32 views of one shape.
+pub(crate) fn binary_map_i(op: BinaryOp, a: &[i32], la: &Layout, b: &[i32], lb: &Layout) -> Vec<i32> {
+    map2(a, la, b, lb, |x, y| binary_i(op, x, y))
 }
 
 /// Binary op on integers. Division rounds toward zero; `pow` with a negative exponent is 0.

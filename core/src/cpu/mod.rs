@@ -6,17 +6,19 @@ mod fused;
 mod index;
 mod matmul;
 mod reduce;
+mod simd;
 pub(crate) mod strided;
 
 use crate::backend::{AdamWStep, CrossEntropyOpts, MemoryStats, NormGrads, NormOut, Storage, StorageBox, View};
 use crate::{
-    rng, Backend, BinaryOp, DType, Device, Distribution, Element, Error, FloatElement, Layout, NormKind, ReduceOp,
-    Result, UnaryOp,
+    layout, rng, Backend, BinaryOp, DType, Device, Distribution, Element, Error, FloatElement, Layout, NormKind,
+    ReduceOp, Result, UnaryOp,
 };
 use std::any::Any;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use strided::{build_vec, contiguous, map1, map2, map3};
+use strided::{build_vec, contiguous, map1, map1_runs, map2_runs, map3};
 
 /// Host memory holding a tensor's elements.
 #[derive(Clone, Debug, PartialEq)]
@@ -266,10 +268,18 @@ impl Backend for CpuBackend {
     fn copy_into(&self, src: View, dst: &mut dyn Storage, dst_layout: &Layout) -> Result<()> {
         let dst = &mut dst.as_any_mut().downcast_mut::<CpuStorage>().expect("a CPU storage").data;
         fn put<T: Copy + Send + Sync>(d: &mut [T], dl: &Layout, s: &[T], sl: &Layout) {
-            let vals = contiguous(s, sl);
-            for (o, &v) in dl.offsets().zip(vals.iter()) {
-                d[o] = v;
-            }
+            // Copy run by run (whole rows at once where both sides are dense).
+            let c = layout::Coalesced::new(&[dl, sl]);
+            let (sd, ss) = (c.inner_stride(0), c.inner_stride(1));
+            strided::for_each_segment(&c, 0, dl.elem_count(), |_, len, st| {
+                if sd == 1 && ss == 1 {
+                    d[st[0]..st[0] + len].copy_from_slice(&s[st[1]..st[1] + len]);
+                } else {
+                    for i in 0..len {
+                        d[st[0] + i * sd] = s[st[1] + i * ss];
+                    }
+                }
+            });
         }
         match (dst, cpu(src)) {
             (CpuData::F32(d), CpuData::F32(s)) => put(d, dst_layout, s, src.layout),
@@ -306,21 +316,22 @@ impl Backend for CpuBackend {
                 |a: i32| if neg { a.wrapping_neg() } else { a.wrapping_abs() },
             ))));
         }
-        Ok(boxed(float!(op.name(), cpu(x), |v| map1(v, x.layout, |a| elementwise::unary_f(op, a)))))
+        Ok(boxed(float!(op.name(), cpu(x), |v| map1_runs(v, x.layout, |x, o| simd::unary_run(op, x, o)))))
     }
 
     fn unary_grad(&self, op: UnaryOp, x: View, grad: View) -> Result<StorageBox> {
-        Ok(boxed(float2!(op.name(), cpu(x), cpu(grad), |a, g| map2(a, x.layout, g, grad.layout, |a, g| g
-            * elementwise::unary_df(op, a)))))
+        Ok(boxed(float2!(op.name(), cpu(x), cpu(grad), |a, g| map2_runs(a, x.layout, g, grad.layout, |x, g, o| {
+            simd::unary_grad_run(op, x, g, o)
+        }))))
     }
 
     fn binary(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<StorageBox> {
         if let (CpuData::I32(a), CpuData::I32(b)) = (cpu(lhs), cpu(rhs)) {
-            return Ok(boxed(CpuData::I32(map2(a, lhs.layout, b, rhs.layout, |a, b| elementwise::binary_i(op, a, b)))));
+            return Ok(boxed(CpuData::I32(elementwise::binary_map_i(op, a, lhs.layout, b, rhs.layout))));
         }
-        Ok(boxed(float2!(op.name(), cpu(lhs), cpu(rhs), |a, b| map2(a, lhs.layout, b, rhs.layout, |a, b| {
-            elementwise::binary_f(op, a, b)
-        }))))
+        Ok(boxed(float2!(op.name(), cpu(lhs), cpu(rhs), |a, b| elementwise::binary_map(
+            op, a, lhs.layout, b, rhs.layout
+        ))))
     }
 
     fn where_cond(&self, cond: View, on_true: View, on_false: View) -> Result<StorageBox> {
@@ -381,16 +392,16 @@ impl Backend for CpuBackend {
     }
 
     fn norm(&self, kind: NormKind, x: View, weight: Option<View>, bias: Option<View>, eps: f64) -> Result<NormOut> {
-        fn run<T: FloatElement + Element>(
+        fn run<'a, T: simd::VecMath + Element>(
             kind: NormKind,
-            x: View,
-            w: Option<View>,
-            b: Option<View>,
+            x: View<'a>,
+            w: Option<View<'a>>,
+            b: Option<View<'a>>,
             eps: f64,
         ) -> Result<NormOut> {
-            let get = |v: View| -> Result<Vec<T>> {
+            let get = |v: View<'a>| -> Result<Cow<'a, [T]>> {
                 let s = T::slice(cpu(v)).ok_or(Error::DTypeMismatch { op: "norm", lhs: T::DTYPE, rhs: v.dtype() })?;
-                Ok(contiguous(s, v.layout).into_owned())
+                Ok(contiguous(s, v.layout))
             };
             let xs = get(x)?;
             let (w, b) = (w.map(get).transpose()?, b.map(get).transpose()?);
@@ -414,19 +425,19 @@ impl Backend for CpuBackend {
         rstd: View,
         grad: View,
     ) -> Result<NormGrads> {
-        fn run<T: FloatElement + Element>(
+        fn run<'a, T: FloatElement + Element>(
             kind: NormKind,
-            x: View,
-            w: Option<View>,
+            x: View<'a>,
+            w: Option<View<'a>>,
             has_bias: bool,
-            mean: Option<View>,
-            rstd: View,
-            g: View,
+            mean: Option<View<'a>>,
+            rstd: View<'a>,
+            g: View<'a>,
         ) -> Result<NormGrads> {
-            let get = |v: View| -> Result<Vec<T>> {
+            let get = |v: View<'a>| -> Result<Cow<'a, [T]>> {
                 let s =
                     T::slice(cpu(v)).ok_or(Error::DTypeMismatch { op: "norm_grad", lhs: T::DTYPE, rhs: v.dtype() })?;
-                Ok(contiguous(s, v.layout).into_owned())
+                Ok(contiguous(s, v.layout))
             };
             let (xs, gs, rs) = (get(x)?, get(g)?, get(rstd)?);
             let w = w.map(get).transpose()?;
@@ -562,5 +573,38 @@ impl Backend for CpuBackend {
             DType::F64 => run!(F64, f64),
             d => return Err(unsupported("adamw", d)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Array, DType, Device};
+
+    #[test]
+    fn cat_copies_strided_and_broadcast_parts() {
+        let a = Array::from_vec((0..12).map(|v| v as f32).collect(), [3, 4], Device::Cpu).unwrap();
+        let at = a.t().unwrap(); // [4, 3], strided
+        let b = Array::from_vec(vec![100f32, 200., 300.], [1, 3], Device::Cpu).unwrap().broadcast_to([2, 3]).unwrap();
+        let c = Array::zeros([4, 3], DType::F32, Device::Cpu).unwrap().narrow(0, 1, 1).unwrap();
+        for axis in [0usize, 1] {
+            let parts: Vec<Array> = if axis == 0 {
+                vec![at.clone(), b.clone(), c.clone()]
+            } else {
+                vec![at.narrow(0, 0, 2).unwrap(), b.clone()]
+            };
+            let got = Array::cat(&parts.iter().collect::<Vec<_>>(), axis).unwrap();
+            let rows: Vec<Vec<f32>> = parts
+                .iter()
+                .map(|p| p.to_vec::<f32>().unwrap().chunks(p.dims()[1]).map(<[f32]>::to_vec).collect::<Vec<_>>())
+                .fold(Vec::new(), |mut acc: Vec<Vec<f32>>, rows| {
+                    if axis == 0 || acc.is_empty() {
+                        acc.extend(rows);
+                    } else {
+                        acc.iter_mut().zip(rows).for_each(|(a, r)| a.extend(r));
+                    }
+                    acc
+                });
+            assert_eq!(got.to_vec::<f32>().unwrap(), rows.concat(), "axis {axis}");
+        }
     }
 }
