@@ -263,15 +263,15 @@ impl GpuBackend {
         self.bury(doomed);
     }
 
-    /// Destroy buffers the pool let go, after dropping the bind groups that hold them.
+    /// Free buffers the pool let go, after dropping the bind groups that hold them. They
+    /// are dropped, not destroyed: a buffer can come back while dispatches of the open
+    /// batch still use it, and wgpu frees it once no recorded or running work does.
     fn bury(&self, doomed: Vec<wgpu::Buffer>) {
         if doomed.is_empty() {
             return;
         }
         self.binds.lock().unwrap().forget(&doomed);
-        for b in doomed {
-            b.destroy();
-        }
+        drop(doomed);
     }
 
     /// Reuse bind groups across dispatches (the default; `PLIES_GPU_BIND_CACHE=0` starts
