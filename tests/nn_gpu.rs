@@ -252,8 +252,40 @@ fn gru_and_rnn_forward_and_backward_match_the_cpu() -> Result<()> {
     Ok(())
 }
 
+/// Losses and final parameters of an MLP trained three AdamW steps on `device`.
+fn train_mlp(device: Device) -> Result<(Vec<f64>, Vec<(String, Vec<f64>)>)> {
+    let model = Mlp::new(&mut Init::new(4).with_device(device), &[12, 32, 32, 5], Activation::Gelu);
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-2, 0.01))?;
+    let mut rng = plies::autodiff::rng::Rng::new(6);
+    let x = Tensor::randn([16, 12], 0.0, 1.0, &mut rng, DType::F32, device);
+    let y = Tensor::from_vec(common::ints(16, 7, 5), [16], device);
+    let mut losses = Vec::new();
+    for _ in 0..3 {
+        let loss = cross_entropy(&model.try_forward(&x)?, &y, CrossEntropy::default())?;
+        loss.backward()?;
+        opt.step()?;
+        opt.zero_grad();
+        losses.push(loss.value().to_scalar::<f64>()?);
+    }
+    Ok((losses, values(&model)?))
+}
+
 #[test]
-fn gpu_checkpoint_round_trip_resumes_training_exactly() -> Result<()> {
+fn bind_group_cache_changes_no_result() -> Result<()> {
+    let Some(dev) = common::gpu() else { return Ok(()) };
+    let gpu = plies::shaders::gpu_of(dev).expect("an opened GPU");
+    // Other tests share this backend: they run correctly either way, only slower.
+    gpu.set_bind_group_cache(false);
+    let without = train_mlp(dev);
+    gpu.set_bind_group_cache(true);
+    let (with, without) = (train_mlp(dev)?, without?);
+    // No kernel of an MLP step sums with atomics: the same dispatches give the same bits.
+    assert_eq!(with, without);
+    Ok(())
+}
+
+#[test]
+fn gpu_checkpoint_round_trip_resumes_training() -> Result<()> {
     let Some(dev) = common::gpu() else { return Ok(()) };
     let cfg = tiny_gpt();
     let model = Gpt::new(&mut Init::new(9).with_device(dev), cfg.clone());
@@ -290,8 +322,10 @@ fn gpu_checkpoint_round_trip_resumes_training_exactly() -> Result<()> {
     load_optimizer(&mut opt2, &opath)?;
     assert_eq!(opt2.step_count("head.weight"), 2);
     let (l1, l2) = (step(&model, &mut opt)?, step(&resumed, &mut opt2)?);
-    assert_eq!(l1, l2, "resumed loss");
-    assert_eq!(values(&resumed)?, values(&model)?, "parameters after the resumed step");
+    assert_eq!(l1, l2, "resumed loss (the same forward pass on the same values)");
+    // The embedding gradients are summed with atomics in no fixed order, so the update
+    // may differ in the last bits on a parallel device.
+    compare("parameters after the resumed step", &values(&resumed)?, &values(&model)?, 1e-6, 1e-8);
     std::fs::remove_dir_all(&dir).map_err(|e| plies::core::Error::io(&dir, e))?;
     Ok(())
 }
