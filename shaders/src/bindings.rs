@@ -134,10 +134,6 @@ impl BindCache {
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
-
-    pub(crate) fn clear(&mut self) {
-        self.map.clear();
-    }
 }
 
 #[cfg(test)]

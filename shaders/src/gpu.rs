@@ -276,11 +276,10 @@ impl GpuBackend {
 
     /// Reuse bind groups across dispatches (the default; `PLIES_GPU_BIND_CACHE=0` starts
     /// with it off). Off, every dispatch creates its own, as before the cache existed: for
-    /// measuring what the cache saves, and for ruling it out.
+    /// measuring what the cache saves, and for ruling it out. The groups cached so far are
+    /// kept for when it is turned on again.
     pub fn set_bind_group_cache(&self, enabled: bool) {
-        let mut c = self.binds.lock().unwrap();
-        c.enabled = enabled;
-        c.clear();
+        self.binds.lock().unwrap().enabled = enabled;
     }
 
     /// Bind groups held by the cache now.
