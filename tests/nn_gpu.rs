@@ -44,12 +44,15 @@ fn token_batch(device: Device) -> (Tensor, Tensor) {
     (Tensor::from_vec(x, [3, 8], device), Tensor::from_vec(y, [3, 8], device))
 }
 
+/// Arrays by name, read back to the host.
+type Named = Vec<(String, Vec<f64>)>;
+
 /// Parameter values by name, read back to the host.
-fn values(m: &dyn Module) -> Result<Vec<(String, Vec<f64>)>> {
+fn values(m: &dyn Module) -> Result<Named> {
     m.state_dict().into_iter().map(|(k, a)| Ok((k, a.to_vec::<f64>()?))).collect()
 }
 
-fn grads(m: &dyn Module) -> Result<Vec<(String, Vec<f64>)>> {
+fn grads(m: &dyn Module) -> Result<Named> {
     m.named_parameters()
         .into_iter()
         .map(|p| {
@@ -69,7 +72,7 @@ fn compare(what: &str, gpu: &[(String, Vec<f64>)], cpu: &[(String, Vec<f64>)], r
 
 /// A tiny GPT built on the CPU from `seed` and moved to `device`, trained `steps` AdamW
 /// steps with gradient clipping: the losses and the final parameters.
-fn train_gpt(device: Device, steps: usize) -> Result<(Vec<f64>, Vec<(String, Vec<f64>)>)> {
+fn train_gpt(device: Device, steps: usize) -> Result<(Vec<f64>, Named)> {
     let model = Gpt::new(&mut Init::new(7), tiny_gpt());
     model.to_device(device)?;
     assert_eq!(model.device()?, Some(device));
@@ -119,7 +122,7 @@ fn gpt_built_on_the_gpu_matches_the_cpu_build() -> Result<()> {
 /// Three parameters in two groups (the second with its own learning rate and no decay),
 /// updated by `cfg` for four steps from fixed gradients; the third never gets one. The
 /// parameters and the optimizer's state afterwards, by name.
-fn adam_run(cfg: AdamConfig, device: Device) -> Result<Vec<(String, Vec<f64>)>> {
+fn adam_run(cfg: AdamConfig, device: Device) -> Result<Named> {
     let param = |name: &str, shape: &[usize], seed: u64| -> Result<NamedParam> {
         let v = common::values(shape.iter().product(), seed, -1.0, 1.0);
         let a = plies::core::Array::from_vec(v, shape.to_vec(), Device::Cpu)?.to_dtype(DType::F32)?;
@@ -143,7 +146,7 @@ fn adam_run(cfg: AdamConfig, device: Device) -> Result<Vec<(String, Vec<f64>)>> 
         opt.zero_grad();
     }
     assert_eq!(opt.step_count("idle"), 0, "a parameter without a gradient gets no state");
-    let mut out: Vec<(String, Vec<f64>)> = [&a, &b, &idle]
+    let mut out: Named = [&a, &b, &idle]
         .iter()
         .map(|p| Ok((p.name.clone(), p.tensor.value().to_vec::<f64>()?)))
         .collect::<Result<_>>()?;
@@ -187,7 +190,7 @@ fn cnn(init: &mut Init) -> Sequential {
 
 /// Loss and gradients of one CNN batch, then the parameters after three SGD steps
 /// (Nesterov momentum, weight decay).
-type CnnRun = (f64, Vec<(String, Vec<f64>)>, Vec<(String, Vec<f64>)>);
+type CnnRun = (f64, Named, Named);
 
 fn cnn_run(device: Device) -> Result<CnnRun> {
     let model = cnn(&mut Init::new(11));
@@ -223,7 +226,7 @@ fn cnn_step_matches_the_cpu() -> Result<()> {
 }
 
 /// Outputs, last state, parameter gradients and the input's gradient of an RNN or GRU.
-fn recurrent_run(gru: bool, device: Device) -> Result<Vec<(String, Vec<f64>)>> {
+fn recurrent_run(gru: bool, device: Device) -> Result<Named> {
     let init = &mut Init::new(21);
     let (g, r) = (Gru::new(init, 3, 4), Rnn::new(init, 3, 4));
     let module: &dyn Module = if gru { &g } else { &r };
@@ -253,7 +256,7 @@ fn gru_and_rnn_forward_and_backward_match_the_cpu() -> Result<()> {
 }
 
 /// Losses and final parameters of an MLP trained three AdamW steps on `device`.
-fn train_mlp(device: Device) -> Result<(Vec<f64>, Vec<(String, Vec<f64>)>)> {
+fn train_mlp(device: Device) -> Result<(Vec<f64>, Named)> {
     let model = Mlp::new(&mut Init::new(4).with_device(device), &[12, 32, 32, 5], Activation::Gelu);
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-2, 0.01))?;
     let mut rng = plies::autodiff::rng::Rng::new(6);
