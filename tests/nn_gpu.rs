@@ -273,6 +273,46 @@ fn train_mlp(device: Device) -> Result<(Vec<f64>, Named)> {
     Ok((losses, values(&model)?))
 }
 
+/// An MLP trained four steps by AdamW or SGD with momentum, moved to `second` after the first two: the losses
+/// and the final parameters.
+fn train_moved(adam: bool, second: Device) -> Result<(Vec<f64>, Named)> {
+    let model = Mlp::new(&mut Init::new(4), &[12, 32, 5], Activation::Tanh);
+    let mut opt: Box<dyn Optimizer> = if adam {
+        Box::new(Adam::new(model.named_parameters(), AdamConfig::adamw(1e-2, 0.01))?)
+    } else {
+        Box::new(Sgd::new(model.named_parameters(), SgdConfig::new(0.1).momentum(0.9))?)
+    };
+    let mut rng = plies::autodiff::rng::Rng::new(6);
+    let x0 = Tensor::randn([16, 12], 0.0, 1.0, &mut rng, DType::F32, Device::Cpu);
+    let y0 = Tensor::from_vec(common::ints(16, 7, 5), [16], Device::Cpu);
+    let mut losses = Vec::new();
+    for step in 0..4 {
+        let device = if step < 2 { Device::Cpu } else { second };
+        model.to_device(device)?;
+        let (x, y) = (x0.value().to_device(device)?, y0.value().to_device(device)?);
+        let loss = cross_entropy(&model.try_forward(&Tensor::new(x))?, &Tensor::new(y), CrossEntropy::default())?;
+        loss.backward()?;
+        opt.step()?;
+        opt.zero_grad();
+        losses.push(loss.value().to_scalar::<f64>()?);
+    }
+    assert_eq!(model.device()?, Some(second));
+    Ok((losses, values(&model)?))
+}
+
+#[test]
+fn optimizer_state_follows_a_model_moved_mid_training() -> Result<()> {
+    let Some(dev) = common::gpu() else { return Ok(()) };
+    for adam in [true, false] {
+        let what = if adam { "adamw" } else { "sgd momentum" };
+        let (l_moved, p_moved) = train_moved(adam, dev)?;
+        let (l_cpu, p_cpu) = train_moved(adam, Device::Cpu)?;
+        assert_close(&format!("{what} losses"), &l_moved, &l_cpu, 1e-5, 1e-6);
+        compare(&format!("{what} parameters"), &p_moved, &p_cpu, 1e-4, 1e-5);
+    }
+    Ok(())
+}
+
 #[test]
 fn bind_group_cache_changes_no_result() -> Result<()> {
     let Some(dev) = common::gpu() else { return Ok(()) };

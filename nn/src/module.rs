@@ -316,8 +316,8 @@ pub trait Module: AsAny + Send + Sync {
 
     /// Move every parameter to `device` (e.g. a model built on the CPU onto `Device::Gpu(0)`),
     /// dropping gradients that were on the old device. Parameters already there, and a
-    /// parameter shared by two modules, move once. Optimizer state lives where the
-    /// parameters were when it was created: move the model before building its optimizer.
+    /// parameter shared by two modules, move once. The optimizers' state follows its
+    /// parameters at their next step.
     fn to_device(&self, device: Device) -> Result<()> {
         let mut failed = None;
         self.for_each_param(&mut |p| {
