@@ -103,9 +103,12 @@ struct PerStep {
     readbacks: f64,
     bind_groups: f64,
     record_us: f64,
+    /// Milliseconds outside submission and device waits: the host's own work.
+    host_ms: f64,
 }
 
-fn per_step(ctx: &Ctx, before: plies::shaders::Counters, steps: usize) -> PerStep {
+/// `wall_ms`: the steps' total time.
+fn per_step(ctx: &Ctx, before: plies::shaders::Counters, steps: usize, wall_ms: f64) -> PerStep {
     let c = ctx.gpu.counters();
     let n = steps as f64;
     let dispatches = (c.dispatches - before.dispatches) as f64;
@@ -115,6 +118,7 @@ fn per_step(ctx: &Ctx, before: plies::shaders::Counters, steps: usize) -> PerSte
         readbacks: (c.readbacks - before.readbacks) as f64 / n,
         bind_groups: (c.bind_groups - before.bind_groups) as f64 / n,
         record_us: (c.record_ns - before.record_ns) as f64 / 1e3 / dispatches.max(1.0),
+        host_ms: (wall_ms - (c.device_ns - before.device_ns) as f64 / 1e6) / n,
     }
 }
 
@@ -155,15 +159,16 @@ pub fn step_workload(ctx: &Ctx, shape: &Shape, warmup: usize, steps: usize) -> R
     }
     let setup_s = t0.elapsed().as_secs_f64();
     let before = ctx.gpu.counters();
-    let ms = median(time_steps(&mut run, steps)?);
-    let per = per_step(ctx, before, steps);
+    let times = time_steps(&mut run, steps)?;
+    let per = per_step(ctx, before, steps, times.iter().sum());
+    let ms = median(times);
     let last = run.step()?.value().to_scalar::<f64>()?;
     let peak_gib = ctx.gpu.pool_stats().peak as f64 / (1u64 << 30) as f64;
     let c = &shape.config;
     println!(
         "{} ({} params; d {}, {} layers, {} heads, context {}, vocab {}, batch {}): {ms:.3} ms/step (median of {steps}), \
          peak {peak_gib:.2} GiB; per step {:.0} dispatches, {:.1} submits, {:.1} readbacks, {:.1} new bind groups, \
-         {:.2} us host recording per dispatch; loss {first:.4} -> {last:.4}; setup {setup_s:.1} s",
+         {:.3} ms of host work (outside submit and waits), {:.2} us recording per dispatch; loss {first:.4} -> {last:.4}; setup {setup_s:.1} s",
         shape.id,
         run.model.num_params(),
         c.d_model,
@@ -176,6 +181,7 @@ pub fn step_workload(ctx: &Ctx, shape: &Shape, warmup: usize, steps: usize) -> R
         per.submissions,
         per.readbacks,
         per.bind_groups,
+        per.host_ms,
         per.record_us
     );
     json_line(
@@ -192,6 +198,7 @@ pub fn step_workload(ctx: &Ctx, shape: &Shape, warmup: usize, steps: usize) -> R
             ("submissions", per.submissions),
             ("bind_groups", per.bind_groups),
             ("record_us", per.record_us),
+            ("host_ms", per.host_ms),
             ("first_loss", first),
         ],
     );
@@ -200,7 +207,8 @@ pub fn step_workload(ctx: &Ctx, shape: &Shape, warmup: usize, steps: usize) -> R
 
 /// The launch overhead: the tiny GPT's step with the bind group cache off and on, in
 /// `rounds` alternating rounds of `steps` steps (each after two untimed steps), medians per
-/// setting and their ratios.
+/// setting and their ratios. Host work is the step's time outside `queue.submit` and device
+/// waits: what remains of a step when the GPU is infinitely fast.
 pub fn launch_workload(ctx: &Ctx, rounds: usize, steps: usize) -> Result<()> {
     let shape = launch();
     let mut run = Run::new(&shape, ctx.device)?;
@@ -210,8 +218,10 @@ pub fn launch_workload(ctx: &Ctx, rounds: usize, steps: usize) -> Result<()> {
     for _ in 0..30 {
         run.step()?;
     }
-    // [off, on]: step ms, host recording us per dispatch, new bind groups per step.
+    // Per setting [off, on], one entry per round: step ms (median), host ms per step,
+    // recording us per dispatch, new bind groups per step.
     let mut ms: [Vec<f64>; 2] = Default::default();
+    let mut host: [Vec<f64>; 2] = Default::default();
     let mut rec: [Vec<f64>; 2] = Default::default();
     let mut made: [Vec<f64>; 2] = Default::default();
     let mut dispatches = 0.0;
@@ -223,27 +233,37 @@ pub fn launch_workload(ctx: &Ctx, rounds: usize, steps: usize) -> Result<()> {
                 run.step()?;
             }
             let before = ctx.gpu.counters();
-            ms[on as usize].extend(time_steps(&mut run, steps)?);
-            let per = per_step(ctx, before, steps);
-            rec[on as usize].push(per.record_us);
-            made[on as usize].push(per.bind_groups);
+            let times = time_steps(&mut run, steps)?;
+            let per = per_step(ctx, before, steps, times.iter().sum());
+            let i = on as usize;
+            ms[i].push(median(times));
+            host[i].push(per.host_ms);
+            rec[i].push(per.record_us);
+            made[i].push(per.bind_groups);
             (dispatches, submissions) = (per.dispatches, per.submissions);
         }
     }
     ctx.gpu.set_bind_group_cache(true);
     let [ms_off, ms_on] = ms.map(median);
+    let [host_off, host_on] = host.map(median);
     let [rec_off, rec_on] = rec.map(median);
     let [made_off, made_on] = made.map(median);
+    let row = |ms: f64, host: f64, rec: f64, made: f64| {
+        format!(
+            "{ms:9.3} ms/step, {host:7.3} ms host work, {rec:6.2} us recording/dispatch, {made:4.0} new bind groups"
+        )
+    };
     println!(
         "launch_step (tiny GPT: d 32, 4 layers, context 16, batch 2): {dispatches:.0} dispatches, {submissions:.1} submits \
-         per step; {rounds} rounds x {steps} steps, medians:\n  bind groups created per dispatch: {ms_off:.3} ms/step, \
-         {rec_off:.2} us recording/dispatch, {made_off:.0} new bind groups/step\n  bind groups reused:             \
-         {ms_on:.3} ms/step, {rec_on:.2} us recording/dispatch, {made_on:.0} new bind groups/step\n  \
-         reuse speeds the step up {:.2}x and host recording {:.2}x ({:.1} us of {:.1} us per dispatch is host recording)",
+         per step; medians of {rounds} rounds x {steps} steps per setting\n  bind groups created per dispatch: {}\n  \
+         bind groups reused:              {}\n  reuse: step {:.2}x, host work {:.2}x, recording {:.2}x faster \
+         (host work is {:.0}% of the step here)",
+        row(ms_off, host_off, rec_off, made_off),
+        row(ms_on, host_on, rec_on, made_on),
         ms_off / ms_on,
+        host_off / host_on,
         rec_off / rec_on,
-        rec_on,
-        ms_on * 1e3 / dispatches,
+        100.0 * host_on / ms_on,
     );
     json_line(
         ctx,
@@ -254,10 +274,13 @@ pub fn launch_workload(ctx: &Ctx, rounds: usize, steps: usize) -> Result<()> {
             ("dispatches", dispatches),
             ("submissions", submissions),
             ("ms_uncached", ms_off),
+            ("host_ms", host_on),
+            ("host_ms_uncached", host_off),
             ("record_us", rec_on),
             ("record_us_uncached", rec_off),
             ("bind_groups", made_on),
             ("step_speedup", ms_off / ms_on),
+            ("host_speedup", host_off / host_on),
             ("record_speedup", rec_off / rec_on),
         ],
     );

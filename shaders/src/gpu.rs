@@ -55,9 +55,7 @@ struct Faults {
 
 /// How much work a backend has done: kernels recorded, batches submitted, host waits for
 /// readback or synchronisation, distinct pipelines compiled, and bind groups created
-/// (fewer than dispatches when the bind group cache finds them again), and the host time
-/// spent recording dispatches, submitting and waiting not included: the launch overhead
-/// that a fast GPU cannot hide.
+/// (fewer than dispatches when the bind group cache finds them again), and two clocks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     pub dispatches: u64,
@@ -65,7 +63,14 @@ pub struct Counters {
     pub readbacks: u64,
     pub pipelines: u64,
     pub bind_groups: u64,
+    /// Host time spent recording dispatches (compiling a kernel on first use included;
+    /// submitting full batches and waiting not): the part of launch overhead this crate
+    /// controls.
     pub record_ns: u64,
+    /// Host time spent in `queue.submit` and waiting for the device. The rest of a step's
+    /// time is the host's own work, which a fast GPU cannot hide when kernels are small. (A
+    /// software adapter runs the kernels inside `submit`.)
+    pub device_ns: u64,
 }
 
 pub struct GpuBackend {
@@ -85,6 +90,7 @@ pub struct GpuBackend {
     serial: AtomicU64,
     dispatches: AtomicU64,
     record_ns: AtomicU64,
+    device_ns: AtomicU64,
     readbacks: AtomicU64,
     /// Index errors found by kernels, one slot per checked dispatch (see status.rs).
     pub(crate) status: wgpu::Buffer,
@@ -201,6 +207,7 @@ impl GpuBackend {
             serial: AtomicU64::new(1),
             dispatches: AtomicU64::new(0),
             record_ns: AtomicU64::new(0),
+            device_ns: AtomicU64::new(0),
             readbacks: AtomicU64::new(0),
             status,
             slots: Mutex::new(Slots::new()),
@@ -301,6 +308,7 @@ impl GpuBackend {
             pipelines: self.pipelines.compiled() as u64,
             bind_groups: self.binds.lock().unwrap().created,
             record_ns: self.record_ns.load(Ordering::Relaxed),
+            device_ns: self.device_ns.load(Ordering::Relaxed),
         }
     }
 
@@ -510,7 +518,10 @@ impl GpuBackend {
             self.queue.write_buffer(&b.arena, 0, &b.params);
             b.params.clear();
         }
-        let idx = self.queue.submit([enc.finish()]);
+        let cmd = enc.finish();
+        let t = Instant::now();
+        let idx = self.queue.submit([cmd]);
+        self.count_device_time(t);
         self.serial.fetch_add(1, Ordering::SeqCst);
         b.dispatches = 0;
         b.in_flight.push_back(idx.clone());
@@ -521,9 +532,16 @@ impl GpuBackend {
         Ok(Some(idx))
     }
 
+    fn count_device_time(&self, since: Instant) {
+        self.device_ns.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
     /// Block until `index` (or everything submitted) has run.
     pub(crate) fn wait_for(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
-        match self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(self.timeout) }) {
+        let t = Instant::now();
+        let polled = self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(self.timeout) });
+        self.count_device_time(t);
+        match polled {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.check_faults()?;
