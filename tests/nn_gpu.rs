@@ -188,9 +188,9 @@ fn cnn(init: &mut Init) -> Sequential {
         .push(Linear::new(init, 6, 5, true))
 }
 
-/// Loss and gradients of one CNN batch, then the parameters after three SGD steps
-/// (Nesterov momentum, weight decay).
-type CnnRun = (f64, Named, Named);
+/// The losses of four SGD steps (Nesterov momentum, weight decay) on one CNN batch, the
+/// gradients of the first, and the parameters after the last.
+type CnnRun = (Vec<f64>, Named, Named);
 
 fn cnn_run(device: Device) -> Result<CnnRun> {
     let model = cnn(&mut Init::new(11));
@@ -200,26 +200,27 @@ fn cnn_run(device: Device) -> Result<CnnRun> {
     let y = Tensor::from_vec(vec![0i32, 3, 4], [3], device);
     let mut opt =
         Sgd::new(model.named_parameters(), SgdConfig::new(0.1).momentum(0.9).nesterov(true).weight_decay(1e-3))?;
-    let mut first = None;
-    for _ in 0..3 {
+    let (mut losses, mut first_grads) = (Vec::new(), None);
+    for _ in 0..4 {
         let loss = cross_entropy(&model.try_forward(&x)?, &y, CrossEntropy::default())?;
         loss.backward()?;
-        if first.is_none() {
-            first = Some((loss.value().to_scalar::<f64>()?, grads(&model)?));
+        if first_grads.is_none() {
+            first_grads = Some(grads(&model)?);
         }
         opt.step()?;
         opt.zero_grad();
+        losses.push(loss.value().to_scalar::<f64>()?);
     }
-    let (loss, g) = first.unwrap();
-    Ok((loss, g, values(&model)?))
+    Ok((losses, first_grads.unwrap(), values(&model)?))
 }
 
 #[test]
-fn cnn_step_matches_the_cpu() -> Result<()> {
+fn cnn_training_matches_the_cpu() -> Result<()> {
     let Some(dev) = common::gpu() else { return Ok(()) };
     let (loss_c, g_c, p_c) = cnn_run(Device::Cpu)?;
+    assert!(loss_c[3] < loss_c[0], "the CPU run learns: {loss_c:?}");
     let (loss_g, g_g, p_g) = cnn_run(dev)?;
-    assert_close("cnn loss", &[loss_g], &[loss_c], 1e-5, 1e-6);
+    assert_close("cnn losses", &loss_g, &loss_c, 1e-5, 1e-6);
     compare("cnn grad", &g_g, &g_c, 1e-3, 1e-5);
     compare("cnn parameter after SGD", &p_g, &p_c, 1e-4, 1e-5);
     Ok(())
