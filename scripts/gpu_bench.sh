@@ -14,7 +14,7 @@
 # under `timeout` (PLIES_TIMEOUT_S, default 300 s; TORCH_TIMEOUT_S, default 200 s), so the
 # call ends within about 8.5 minutes. Without the binary it falls back to
 # `cargo bench --bench gpu` (which compiles first).
-# Output in DIR (default $OUT, else target/gpu-bench/out): plies.txt, torch.txt, ratios.txt.
+# Output in DIR (default $OUT, else target/gpu-bench-out): plies.txt, torch.txt, ratios.txt.
 # On a software adapter, or with --small, both sides run small shapes (other ids).
 # TORCH_DEVICE=cpu runs the PyTorch side on the CPU: a dry run of the pairing, no reference.
 set -uo pipefail
@@ -32,22 +32,25 @@ for line in sys.stdin:
         print(m["executable"])') || exit 1
     [ -n "$exe" ] || { echo "gpu_bench.sh: cargo built no gpu bench executable" >&2; exit 1; }
     mkdir -p "$dir/gl" && cp "$exe" "$bin" || exit 1
+    # Line tables double the binary; the carry limit is 64 MiB.
+    strip --strip-debug "$bin" 2>/dev/null
     echo "built $bin (from $exe)"
     # The Vulkan loader and GL libraries NVIDIA's ICD needs, which the GPU machine lacks.
     lists=/tmp/plies-apt-amd64
     mkdir -p "$lists/partial"
     o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 "-oDir::State::Lists=$lists")
-    if apt-get "${o[@]}" update >/dev/null && (cd "$dir/gl" && apt-get "${o[@]}" download \
-        libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null); then
+    if apt-get "${o[@]}" update >"$lists/log" 2>&1 && (cd "$dir/gl" && apt-get "${o[@]}" download \
+        libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >>"$lists/log" 2>&1); then
         echo "packages: $(cd "$dir/gl" && echo *.deb)"
     else
+        cat "$lists/log" >&2
         echo "gpu_bench.sh: could not download the Vulkan loader packages (see DEVICE.md)" >&2
     fi
     du -sh "$dir" | sed 's/^/carry size: /'
     exit 0
 fi
 
-small=() only=() out="${OUT:-$dir/out}"
+small=() only=() out="${OUT:-target/gpu-bench-out}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --small) small=(--small) ;;

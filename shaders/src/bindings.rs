@@ -53,7 +53,9 @@ pub(crate) fn layout_entries(
                 ty: wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Storage { read_only },
                     has_dynamic_offset: b == 0,
-                    min_binding_size: None,
+                    // Every binding is an array of 4-byte scalars; stating the size spares
+                    // wgpu checking the bound sizes at each dispatch.
+                    min_binding_size: NonZeroU64::new(4),
                 },
                 count: None,
             })
