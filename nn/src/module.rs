@@ -10,7 +10,7 @@
 //! norm and head L + 1); parameters no container places are in layer 0.
 
 use crate::stats::LayerStats;
-use plies_autodiff::{Array, Error, Result, Tensor};
+use plies_autodiff::{Array, Device, Error, Result, Tensor};
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -312,6 +312,49 @@ pub trait Module: AsAny + Send + Sync {
     /// Drop every parameter's gradient (PyTorch's `zero_grad(set_to_none=True)`).
     fn zero_grad(&self) {
         self.for_each_param(&mut |p| p.tensor.zero_grad());
+    }
+
+    /// Move every parameter to `device` (e.g. a model built on the CPU onto `Device::Gpu(0)`),
+    /// dropping gradients that were on the old device. Parameters already there, and a
+    /// parameter shared by two modules, move once. The optimizers' state follows its
+    /// parameters at their next step.
+    fn to_device(&self, device: Device) -> Result<()> {
+        let mut failed = None;
+        self.for_each_param(&mut |p| {
+            if failed.is_some() {
+                return;
+            }
+            let v = p.tensor.value();
+            if v.device() == device {
+                return;
+            }
+            match v.to_device(device).and_then(|moved| p.tensor.set_value(moved)) {
+                Ok(()) => p.tensor.zero_grad(),
+                Err(e) => failed = Some(Error::invalid("to_device", format!("moving `{}` to {device}: {e}", p.name))),
+            }
+        });
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// The device of the parameters, or an error naming two parameters on different
+    /// devices; `None` for a module without parameters.
+    fn device(&self) -> Result<Option<Device>> {
+        let mut first: Option<(String, Device)> = None;
+        let mut clash = None;
+        self.for_each_param(&mut |p| {
+            let d = p.tensor.device();
+            match &first {
+                None => first = Some((p.name.to_string(), d)),
+                Some((n, d0)) if *d0 != d && clash.is_none() => {
+                    clash = Some(format!("`{n}` is on {d0} but `{}` is on {d}", p.name))
+                }
+                _ => {}
+            }
+        });
+        match clash {
+            Some(msg) => Err(Error::invalid("device", msg)),
+            None => Ok(first.map(|(_, d)| d)),
+        }
     }
 
     /// The parameter values by name, in visiting order.

@@ -201,3 +201,20 @@ fn growth_adds_a_block_and_trains_only_the_top() {
     assert_eq!(with_grad.len(), 12 + 2);
     assert!(with_grad.iter().all(|&l| l >= 2));
 }
+
+#[test]
+fn to_device_moves_parameters_and_names_the_one_that_fails() {
+    let m = Mlp::new(&mut Init::new(0), &[3, 4, 2], Activation::Relu);
+    assert_eq!(m.device().unwrap(), Some(Device::Cpu));
+    // Already there: values and gradients stay.
+    m.forward(&Tensor::ones([2, 3], plies_autodiff::DType::F32, Device::Cpu)).sum_all().backward().unwrap();
+    let before: Vec<Vec<f32>> = m.parameters().iter().map(|p| p.to_vec()).collect();
+    m.to_device(Device::Cpu).unwrap();
+    assert!(m.parameters().iter().all(|p| p.grad().is_some()));
+    assert_eq!(m.parameters().iter().map(|p| p.to_vec()).collect::<Vec<Vec<f32>>>(), before);
+    // plies-nn alone registers no GPU backend: the error names the first parameter.
+    let e = m.to_device(Device::Gpu(0)).unwrap_err().to_string();
+    assert!(e.contains("layers.0.weight") && e.contains("gpu:0"), "{e}");
+    assert_eq!(m.device().unwrap(), Some(Device::Cpu));
+    assert_eq!(Activation::Relu.device().unwrap(), None);
+}

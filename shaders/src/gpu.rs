@@ -5,9 +5,11 @@
 //! encoder with one long compute pass) and returns at once. A batch is submitted when it
 //! holds `MAX_BATCH` dispatches or its parameter arena is full, and when a value is read
 //! back; only readback and `synchronize` wait. The parameter blocks of a batch's dispatches
-//! go into one arena buffer, written once when the batch is submitted.
+//! go into one arena buffer, written once when the batch is submitted; each dispatch finds
+//! its block through a dynamic offset, so bind groups are reused (see bindings.rs).
 
 use crate::adapters::{adapters, AdapterEntry};
+use crate::bindings::BindCache;
 use crate::kernels::{Kernel, PipelineCache};
 use crate::params::Params;
 use crate::pool::{size_class, Pool, PoolStats};
@@ -16,15 +18,17 @@ use crate::tune::Autotuner;
 use plies_core::{Device, Error, Result};
 use std::collections::VecDeque;
 use std::fmt;
-use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Dispatches per submitted batch.
 const MAX_BATCH: u32 = 128;
 /// Bytes of parameter blocks per batch.
 const ARENA_BYTES: u64 = 1 << 20;
+/// The smallest window of the arena a parameter binding covers (larger blocks get the
+/// next power of two, so a kernel's bind groups come in few sizes).
+const MIN_WINDOW: u64 = 256;
 /// Submitted batches allowed to run ahead of the host before it waits for the oldest.
 const MAX_IN_FLIGHT: usize = 16;
 /// Threads per workgroup of the elementwise kernels (WG in common.wgsl).
@@ -50,13 +54,23 @@ struct Faults {
 }
 
 /// How much work a backend has done: kernels recorded, batches submitted, host waits for
-/// readback or synchronisation, and distinct pipelines compiled.
+/// readback or synchronisation, distinct pipelines compiled, and bind groups created
+/// (fewer than dispatches when the bind group cache finds them again), and two clocks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     pub dispatches: u64,
     pub submissions: u64,
     pub readbacks: u64,
     pub pipelines: u64,
+    pub bind_groups: u64,
+    /// Host time spent recording dispatches (compiling a kernel on first use included;
+    /// submitting full batches and waiting not): the part of launch overhead this crate
+    /// controls.
+    pub record_ns: u64,
+    /// Host time spent in `queue.submit` and waiting for the device. The rest of a step's
+    /// time is the host's own work, which a fast GPU cannot hide when kernels are small. (A
+    /// software adapter runs the kernels inside `submit`.)
+    pub device_ns: u64,
 }
 
 pub struct GpuBackend {
@@ -71,9 +85,12 @@ pub struct GpuBackend {
     pub(crate) pipelines: PipelineCache,
     pool: Mutex<Pool>,
     pub(crate) batch: Mutex<Batch>,
+    binds: Mutex<BindCache>,
     /// Serial number of the open batch.
     serial: AtomicU64,
     dispatches: AtomicU64,
+    record_ns: AtomicU64,
+    device_ns: AtomicU64,
     readbacks: AtomicU64,
     /// Index errors found by kernels, one slot per checked dispatch (see status.rs).
     pub(crate) status: wgpu::Buffer,
@@ -92,6 +109,10 @@ impl fmt::Debug for GpuBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "GpuBackend(gpu:{}, {})", self.index, self.description)
     }
+}
+
+fn bind_cache_enabled() -> bool {
+    std::env::var("PLIES_GPU_BIND_CACHE").map_or(true, |v| v != "0")
 }
 
 fn pool_limit() -> u64 {
@@ -182,8 +203,11 @@ impl GpuBackend {
                 dispatches: 0,
                 in_flight: VecDeque::new(),
             }),
+            binds: Mutex::new(BindCache::new(bind_cache_enabled())),
             serial: AtomicU64::new(1),
             dispatches: AtomicU64::new(0),
+            record_ns: AtomicU64::new(0),
+            device_ns: AtomicU64::new(0),
             readbacks: AtomicU64::new(0),
             status,
             slots: Mutex::new(Slots::new()),
@@ -228,12 +252,46 @@ impl GpuBackend {
 
     /// Free every cached buffer.
     pub fn trim_pool(&self) {
-        self.pool.lock().unwrap().trim();
+        let doomed = {
+            let mut pool = self.pool.lock().unwrap();
+            pool.trim();
+            pool.take_doomed()
+        };
+        self.bury(doomed);
     }
 
     /// Bound the bytes the pool keeps for reuse.
     pub fn set_pool_limit(&self, bytes: u64) {
-        self.pool.lock().unwrap().set_limit(bytes);
+        let doomed = {
+            let mut pool = self.pool.lock().unwrap();
+            pool.set_limit(bytes);
+            pool.take_doomed()
+        };
+        self.bury(doomed);
+    }
+
+    /// Free buffers the pool let go, after dropping the bind groups that hold them. They
+    /// are dropped, not destroyed: a buffer can come back while dispatches of the open
+    /// batch still use it, and wgpu frees it once no recorded or running work does.
+    fn bury(&self, doomed: Vec<wgpu::Buffer>) {
+        if doomed.is_empty() {
+            return;
+        }
+        self.binds.lock().unwrap().forget(&doomed);
+        drop(doomed);
+    }
+
+    /// Reuse bind groups across dispatches (the default; `PLIES_GPU_BIND_CACHE=0` starts
+    /// with it off). Off, every dispatch creates its own, as before the cache existed: for
+    /// measuring what the cache saves, and for ruling it out. The groups cached so far are
+    /// kept for when it is turned on again.
+    pub fn set_bind_group_cache(&self, enabled: bool) {
+        self.binds.lock().unwrap().enabled = enabled;
+    }
+
+    /// Bind groups held by the cache now.
+    pub fn cached_bind_groups(&self) -> usize {
+        self.binds.lock().unwrap().len()
     }
 
     /// Number of distinct compiled pipelines (each compiled once).
@@ -248,6 +306,9 @@ impl GpuBackend {
             submissions: self.serial.load(Ordering::SeqCst) - 1,
             readbacks: self.readbacks.load(Ordering::Relaxed),
             pipelines: self.pipelines.compiled() as u64,
+            bind_groups: self.binds.lock().unwrap().created,
+            record_ns: self.record_ns.load(Ordering::Relaxed),
+            device_ns: self.device_ns.load(Ordering::Relaxed),
         }
     }
 
@@ -318,7 +379,7 @@ impl GpuBackend {
             Ok(b) => b,
             Err(_) => {
                 // Give the cache back to the driver and try once more.
-                self.pool.lock().unwrap().trim();
+                self.trim_pool();
                 self.wait_idle()?;
                 create().map_err(|e| {
                     let s = self.pool_stats();
@@ -335,7 +396,12 @@ impl GpuBackend {
 
     pub(crate) fn release(&self, buffer: wgpu::Buffer, class: u64) {
         let open = self.serial.load(Ordering::SeqCst);
-        self.pool.lock().unwrap().give(buffer, class, open);
+        let doomed = {
+            let mut pool = self.pool.lock().unwrap();
+            pool.give(buffer, class, open);
+            pool.take_doomed()
+        };
+        self.bury(doomed);
     }
 
     // === Recording and submitting ===
@@ -376,11 +442,20 @@ impl GpuBackend {
         groups: [u32; 3],
         checked: bool,
     ) -> Result<()> {
+        let began = Instant::now();
+        // Submitting a full batch, or waiting for status slots, is not recording.
+        let mut waited = Duration::ZERO;
         self.check_faults()?;
         if groups.contains(&0) {
             return Ok(());
         }
-        let compiled = self.pipelines.get(&self.device, self.dev(), kernel)?;
+        let mut buffers: Vec<(u32, &wgpu::Buffer)> = binds.to_vec();
+        if checked {
+            buffers.push((15, &self.status));
+        }
+        buffers.sort_by_key(|&(n, _)| n);
+        let bindings: Vec<u32> = std::iter::once(0).chain(buffers.iter().map(|&(n, _)| n)).collect();
+        let compiled = self.pipelines.get(&self.device, self.dev(), kernel, &bindings)?;
         let mut params = params.clone();
         let mut b = self.batch.lock().unwrap();
         if checked {
@@ -390,7 +465,9 @@ impl GpuBackend {
                 None => {
                     // Every slot awaits a readback: read the status now to free them.
                     drop(b);
+                    let t = Instant::now();
                     self.sync()?;
+                    waited += t.elapsed();
                     b = self.batch.lock().unwrap();
                     self.slots
                         .lock()
@@ -402,40 +479,34 @@ impl GpuBackend {
             params = params.word(15, slot);
         }
         let bytes = params.bytes();
+        let window = (bytes.len() as u64).next_power_of_two().max(MIN_WINDOW);
+        if window > ARENA_BYTES {
+            return Err(self.err(format!(
+                "{}::{}: a parameter block of {} bytes does not fit the arena",
+                kernel.family.name(),
+                kernel.entry,
+                bytes.len()
+            )));
+        }
         let start = (b.params.len() as u64).next_multiple_of(self.align);
-        if start + bytes.len() as u64 > ARENA_BYTES || b.dispatches >= MAX_BATCH {
+        if start + window > ARENA_BYTES || b.dispatches >= MAX_BATCH {
+            let t = Instant::now();
             self.flush_locked(&mut b)?;
+            waited += t.elapsed();
         }
         let start = (b.params.len() as u64).next_multiple_of(self.align);
         b.params.resize(start as usize, 0);
         b.params.extend_from_slice(bytes);
-        let arena = b.arena.clone();
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &arena,
-                offset: start,
-                size: NonZeroU64::new(bytes.len() as u64),
-            }),
-        }];
-        entries.extend(
-            binds.iter().map(|&(binding, buf)| wgpu::BindGroupEntry { binding, resource: buf.as_entire_binding() }),
-        );
-        if checked {
-            entries.push(wgpu::BindGroupEntry { binding: 15, resource: self.status.as_entire_binding() });
-        }
-        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &compiled.layout,
-            entries: &entries,
-        });
+        let bg = self.binds.lock().unwrap().get(&self.device, &compiled.layout, &b.arena, window, &buffers);
         let pass = b.pass(&self.device);
         pass.set_pipeline(&compiled.pipeline);
-        pass.set_bind_group(0, &bg, &[]);
+        pass.set_bind_group(0, &bg, &[start as u32]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         b.dispatches += 1;
         drop(b);
         self.dispatches.fetch_add(1, Ordering::Relaxed);
+        let spent = began.elapsed().saturating_sub(waited);
+        self.record_ns.fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
         // wgpu validates as it records: a mistake shows up here, naming the kernel.
         self.check_faults().map_err(|e| self.err(format!("{}::{}: {e}", kernel.family.name(), kernel.entry)))
     }
@@ -447,7 +518,10 @@ impl GpuBackend {
             self.queue.write_buffer(&b.arena, 0, &b.params);
             b.params.clear();
         }
-        let idx = self.queue.submit([enc.finish()]);
+        let cmd = enc.finish();
+        let t = Instant::now();
+        let idx = self.queue.submit([cmd]);
+        self.count_device_time(t);
         self.serial.fetch_add(1, Ordering::SeqCst);
         b.dispatches = 0;
         b.in_flight.push_back(idx.clone());
@@ -458,9 +532,16 @@ impl GpuBackend {
         Ok(Some(idx))
     }
 
+    fn count_device_time(&self, since: Instant) {
+        self.device_ns.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
     /// Block until `index` (or everything submitted) has run.
     pub(crate) fn wait_for(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
-        match self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(self.timeout) }) {
+        let t = Instant::now();
+        let polled = self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(self.timeout) });
+        self.count_device_time(t);
+        match polled {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.check_faults()?;

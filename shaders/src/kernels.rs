@@ -1,11 +1,13 @@
 //! The WGSL sources, one file per kernel family, and the cache of compiled pipelines.
 //! A family's module is `prelude + common.wgsl + <family>.wgsl`; the prelude carries
 //! compile-time choices (element type aliases, tile sizes), so one source serves several
-//! variants. Each (family, prelude, entry point) is compiled once per device.
+//! variants. Each (family, prelude, entry point) is compiled once per device, with an
+//! explicit layout of the bindings its dispatches bind (see bindings.rs).
 
+use crate::bindings::{layout_entries, storage_access};
 use plies_core::{Device, Error, Result};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const COMMON: &str = include_str!("wgsl/common.wgsl");
 
@@ -77,11 +79,13 @@ impl Kernel {
     }
 }
 
-/// A compiled entry point with the bind group layout derived from it.
+/// A compiled entry point with its bind group layout and the bindings (sorted) that
+/// layout holds.
 #[derive(Clone, Debug)]
 pub(crate) struct Compiled {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
+    pub bindings: Arc<[u32]>,
 }
 
 #[derive(Default)]
@@ -98,13 +102,29 @@ impl PipelineCache {
         self.pipelines.lock().unwrap().len()
     }
 
-    pub(crate) fn get(&self, device: &wgpu::Device, dev: Device, k: &Kernel) -> Result<Compiled> {
-        if let Some(p) = self.pipelines.lock().unwrap().get(k) {
-            return Ok(p.clone());
+    /// The pipeline of `k`, compiled on first use for a layout of `bindings` (sorted,
+    /// binding 0 first): every dispatch of a kernel binds the same set.
+    pub(crate) fn get(&self, device: &wgpu::Device, dev: Device, k: &Kernel, bindings: &[u32]) -> Result<Compiled> {
+        let found = self.pipelines.lock().unwrap().get(k).cloned();
+        if let Some(p) = found {
+            if *p.bindings != *bindings {
+                return Err(Error::Backend {
+                    device: dev,
+                    msg: format!(
+                        "{}::{} bound at {bindings:?}, but its layout holds {:?}",
+                        k.family.name(),
+                        k.entry,
+                        p.bindings
+                    ),
+                });
+            }
+            return Ok(p);
         }
         let _one_at_a_time = self.compiling.lock().unwrap();
-        if let Some(p) = self.pipelines.lock().unwrap().get(k) {
-            return Ok(p.clone());
+        let compiled_meanwhile = self.pipelines.lock().unwrap().contains_key(k);
+        if compiled_meanwhile {
+            drop(_one_at_a_time);
+            return self.get(device, dev, k, bindings);
         }
         let fail = |what: &str, e: wgpu::Error| Error::Backend {
             device: dev,
@@ -129,10 +149,20 @@ impl PipelineCache {
                 }
             }
         };
+        let access = storage_access(&format!("{COMMON}\n{}", k.family.source()));
+        let entries =
+            layout_entries(k.family, &access, k.entry, bindings).map_err(|msg| Error::Backend { device: dev, msg })?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let layout = device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(k.entry), entries: &entries });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(k.entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
         let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(k.entry),
-            layout: None,
+            layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some(k.entry),
             compilation_options: wgpu::PipelineCompilationOptions::default(),
@@ -141,7 +171,7 @@ impl PipelineCache {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(fail("pipeline", e));
         }
-        let c = Compiled { layout: p.get_bind_group_layout(0), pipeline: p };
+        let c = Compiled { layout, pipeline: p, bindings: bindings.into() };
         self.pipelines.lock().unwrap().insert(k.clone(), c.clone());
         Ok(c)
     }

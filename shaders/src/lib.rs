@@ -19,10 +19,12 @@
 //! - `PLIES_AUTOTUNE=0|1`: time matmul tiles per shape class (default: on for real GPUs,
 //!   off for software adapters); `PLIES_AUTOTUNE_CACHE`: file of remembered choices
 //!   (default `$XDG_CACHE_HOME/plies/matmul-<adapter>.txt`).
+//! - `PLIES_GPU_BIND_CACHE=0`: create a bind group per dispatch instead of reusing them.
 //! - `WGPU_BACKEND` etc. restrict which APIs wgpu tries (wgpu's own variables).
 
 mod adapters;
 mod backend;
+mod bindings;
 mod gpu;
 mod kernels;
 mod ops;

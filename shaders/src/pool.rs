@@ -1,12 +1,21 @@
 //! A bounded cache of device buffers. Sizes are rounded up to classes (four per power of
 //! two, so at most 25% is wasted) and a dropped storage's buffer goes back to its class for
-//! the next allocation of that class; past the cache limit the least recently returned
+//! a later allocation of that class; past the cache limit the least recently returned
 //! buffers are freed.
+//!
+//! An allocation takes the free buffer of its class that sorts first (wgpu's handle order),
+//! not the last one returned: what it gets then depends on which buffers are free, not on
+//! the order they came back in. A training loop that allocates and frees alike each step
+//! settles into the same buffers every step or two, and so finds its bind groups cached
+//! (bindings.rs); returning the last buffer instead shuffled them from step to step.
 //!
 //! A buffer that is about to be filled from the host (`queue.write_buffer`) must not have
 //! been used by a dispatch of the batch still being recorded: such writes run before the
 //! whole batch when it is submitted. Each returned buffer therefore remembers the batch it
 //! was returned in, and host-filled allocations only take buffers returned before it.
+//!
+//! Buffers the pool frees are not destroyed here but handed to the backend
+//! (`take_doomed`), which first drops the cached bind groups that hold them.
 
 use std::collections::HashMap;
 
@@ -44,6 +53,8 @@ pub(crate) struct Pool {
     free: HashMap<u64, Vec<Cached>>,
     stats: PoolStats,
     stamp: u64,
+    /// Freed buffers, for the backend to let go of.
+    doomed: Vec<wgpu::Buffer>,
 }
 
 /// The class a request of `bytes` is served from.
@@ -62,21 +73,23 @@ pub(crate) fn size_class(bytes: u64, max_bytes: u64) -> u64 {
 
 impl Pool {
     pub(crate) fn new(limit: u64) -> Self {
-        Pool { free: HashMap::new(), stats: PoolStats { limit, ..Default::default() }, stamp: 0 }
+        Pool { free: HashMap::new(), stats: PoolStats { limit, ..Default::default() }, stamp: 0, doomed: Vec::new() }
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
         self.stats
     }
 
-    /// A cached buffer of `class`, if one may be used. `host_write_batch` is the open
-    /// batch when the caller will fill the buffer from the host.
+    /// The first (in handle order) cached buffer of `class` that may be used, if any.
+    /// `host_write_batch` is the open batch when the caller will fill the buffer from the host.
     pub(crate) fn take(&mut self, class: u64, host_write_batch: Option<u64>) -> Option<wgpu::Buffer> {
         let list = self.free.get_mut(&class)?;
-        let pos = match host_write_batch {
-            None => list.len().checked_sub(1)?,
-            Some(open) => list.iter().rposition(|c| c.batch < open)?,
-        };
+        let pos = list
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| host_write_batch.is_none_or(|open| c.batch < open))
+            .min_by(|a, b| a.1.buffer.cmp(&b.1.buffer))
+            .map(|(i, _)| i)?;
         let c = list.swap_remove(pos);
         self.stats.cached -= class;
         self.stats.hits += 1;
@@ -100,7 +113,7 @@ impl Pool {
         self.stats.live -= class;
         if class > self.stats.limit {
             self.stats.evictions += 1;
-            buffer.destroy();
+            self.doomed.push(buffer);
             return;
         }
         while self.stats.cached + class > self.stats.limit {
@@ -123,7 +136,7 @@ impl Pool {
             .min();
         let Some((_, class, i)) = oldest else { return false };
         let c = self.free.get_mut(&class).unwrap().swap_remove(i);
-        c.buffer.destroy();
+        self.doomed.push(c.buffer);
         self.stats.cached -= class;
         self.stats.evictions += 1;
         true
@@ -132,11 +145,14 @@ impl Pool {
     /// Free every cached buffer (after an out-of-memory, or on request).
     pub(crate) fn trim(&mut self) {
         for (_, list) in self.free.drain() {
-            for c in list {
-                c.buffer.destroy();
-            }
+            self.doomed.extend(list.into_iter().map(|c| c.buffer));
         }
         self.stats.cached = 0;
+    }
+
+    /// The buffers freed since the last call, for the caller to let go of.
+    pub(crate) fn take_doomed(&mut self) -> Vec<wgpu::Buffer> {
+        std::mem::take(&mut self.doomed)
     }
 
     pub(crate) fn set_limit(&mut self, limit: u64) {

@@ -91,6 +91,51 @@ fn pipelines_compile_once() -> Result<()> {
     Ok(())
 }
 
+/// A few kernels of different families on fresh outputs, read back.
+fn small_step(x: &Array, w: &Array) -> Result<Vec<f32>> {
+    let h = x.matmul(w)?.tanh()?.add(x)?;
+    let y = h.softmax(1, false)?.mul(&h)?.sum(1, false)?;
+    y.to_vec::<f32>()
+}
+
+#[test]
+fn bind_groups_are_reused_without_changing_results() -> Result<()> {
+    let Some(g) = private() else { return Ok(()) };
+    let x = private_array(&g, seq(8 * 16), &[8, 16])?;
+    let w = private_array(&g, seq(16 * 16), &[16, 16])?;
+    g.set_bind_group_cache(false);
+    let before = g.counters();
+    let want = small_step(&x, &w)?;
+    let per_step = g.counters().dispatches - before.dispatches;
+    assert_eq!(g.counters().bind_groups - before.bind_groups, per_step, "off: one bind group per dispatch");
+    assert_eq!(g.cached_bind_groups(), 0);
+
+    g.set_bind_group_cache(true);
+    for i in 0..4 {
+        let c = g.counters();
+        assert_eq!(small_step(&x, &w)?, want, "step {i} with the cache");
+        let made = g.counters().bind_groups - c.bind_groups;
+        if i >= 2 {
+            // The outputs come back to the pool each step and are handed out alike.
+            assert_eq!(made, 0, "step {i} found its bind groups cached");
+        }
+    }
+    assert!(g.cached_bind_groups() as u64 >= per_step);
+
+    // Destroying the pool's buffers drops the bind groups that held them; later steps
+    // neither use a destroyed buffer nor compute anything else.
+    g.trim_pool();
+    assert!((g.cached_bind_groups() as u64) < per_step, "trimmed buffers take their bind groups along");
+    assert_eq!(small_step(&x, &w)?, want, "after trimming the pool");
+    // A pool too small to keep anything frees each buffer as it comes back, often while the
+    // open batch still uses it.
+    g.set_pool_limit(0);
+    for _ in 0..2 {
+        assert_eq!(small_step(&x, &w)?, want, "with every returned buffer freed");
+    }
+    Ok(())
+}
+
 #[test]
 fn pool_reuses_buffers_and_stays_bounded() -> Result<()> {
     // A private backend, so that other tests do not move its statistics.

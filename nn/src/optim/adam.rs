@@ -76,6 +76,10 @@ impl Optimizer for Adam {
                         self.state.entry(p.name.clone()).or_insert(State { m: zeros.clone(), v: zeros, step: 0 })
                     }
                 };
+                // The state follows a parameter moved to another device (Module::to_device).
+                if st.m.device() != value.device() {
+                    (st.m, st.v) = (st.m.to_device(value.device())?, st.v.to_device(value.device())?);
+                }
                 let (grad, wd) = match (c.decoupled, g.weight_decay) {
                     (false, wd) if wd != 0.0 => (grad.add(&value.mul_scalar(wd)?)?, 0.0),
                     (false, _) => (grad, 0.0),

@@ -69,7 +69,11 @@ impl Optimizer for Sgd {
                 if c.momentum != 0.0 {
                     let buf = match self.momentum.get(&p.name) {
                         None => d.contiguous()?,
-                        Some(b) => b.mul_scalar(c.momentum)?.add(&d.mul_scalar(1.0 - c.dampening)?)?,
+                        // The buffer follows a parameter moved to another device.
+                        Some(b) => b
+                            .to_device(value.device())?
+                            .mul_scalar(c.momentum)?
+                            .add(&d.mul_scalar(1.0 - c.dampening)?)?,
                     };
                     d = if c.nesterov { d.add(&buf.mul_scalar(c.momentum)?)? } else { buf.clone() };
                     self.momentum.insert(p.name.clone(), buf);
