@@ -6,7 +6,6 @@ mod elementwise;
 mod fused;
 mod index;
 mod matmul;
-mod recycle;
 mod reduce;
 mod simd;
 pub(crate) mod strided;
@@ -16,7 +15,6 @@ use crate::{
     layout, rng, Backend, BinaryOp, DType, Device, Distribution, Element, Error, FloatElement, Layout, NormKind,
     ReduceOp, Result, UnaryOp,
 };
-pub use recycle::{cached_bytes, empty_cache};
 use std::any::Any;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,11 +105,6 @@ impl Clone for CpuStorage {
 impl Drop for CpuStorage {
     fn drop(&mut self) {
         LIVE.fetch_sub(self.data.bytes(), Ordering::Relaxed);
-        match std::mem::replace(&mut self.data, CpuData::I32(Vec::new())) {
-            CpuData::F32(v) => recycle::give(v),
-            CpuData::F64(v) => recycle::give(v),
-            CpuData::I32(v) => recycle::give(v),
-        }
     }
 }
 
@@ -157,13 +150,6 @@ pub fn live_bytes() -> u64 {
 fn cpu<'a>(v: View<'a>) -> &'a CpuData {
     // Views reach the CPU backend only through storages it created (Array checks devices).
     &v.storage.as_any().downcast_ref::<CpuStorage>().expect("a CPU storage").data
-}
-
-/// `vec![value; len]` in a recycled buffer when one is cached.
-fn filled<T: Copy>(len: usize, value: T) -> Vec<T> {
-    let mut v = strided::output_vec(len);
-    v.resize(len, value);
-    v
 }
 
 fn boxed(d: CpuData) -> StorageBox {
@@ -219,7 +205,7 @@ impl Backend for CpuBackend {
         format!("cpu ({} threads)", rayon::current_num_threads())
     }
     fn memory(&self) -> MemoryStats {
-        MemoryStats { live: live_bytes(), cached: recycle::cached_bytes(), peak: PEAK.load(Ordering::Relaxed) }
+        MemoryStats { live: live_bytes(), cached: 0, peak: PEAK.load(Ordering::Relaxed) }
     }
     fn synchronize(&self) -> Result<()> {
         Ok(())
@@ -231,9 +217,9 @@ impl Backend for CpuBackend {
 
     fn full(&self, len: usize, dtype: DType, value: f64) -> Result<StorageBox> {
         Ok(boxed(match dtype {
-            DType::F32 => CpuData::F32(filled(len, value as f32)),
-            DType::F64 => CpuData::F64(filled(len, value)),
-            DType::I32 => CpuData::I32(filled(len, value as i32)),
+            DType::F32 => CpuData::F32(vec![value as f32; len]),
+            DType::F64 => CpuData::F64(vec![value; len]),
+            DType::I32 => CpuData::I32(vec![value as i32; len]),
         }))
     }
 

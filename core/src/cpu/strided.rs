@@ -16,9 +16,6 @@ pub(crate) const PAR_GRAIN: usize = 1 << 15;
 /// not memory bandwidth, bound large elementwise ops on the 2-core VM (touching a new
 /// 64 MiB buffer took 140 ms with 4 KiB pages and 26 ms with 2 MiB pages).
 pub(crate) fn output_vec<U>(n: usize) -> Vec<U> {
-    if let Some(v) = super::recycle::take(n) {
-        return v;
-    }
     let out: Vec<U> = Vec::with_capacity(n);
     #[cfg(target_os = "linux")]
     advise_huge_pages(out.as_ptr() as usize, n * std::mem::size_of::<U>());
