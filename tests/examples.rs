@@ -21,24 +21,11 @@ use plies::nn::checkpoint::load_gpt;
 use plies::nn::data::{digits, CharDataset};
 use plies::nn::train::CommonArgs;
 use plies::nn::{Init, Module};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// A scratch folder, removed when the test passes (kept for a look when it fails).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let d = std::env::temp_dir().join(format!("plies-examples-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    Scratch(d)
-}
+#[path = "../nn/tests/scratch/mod.rs"]
+mod scratch;
+use scratch::Scratch;
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
@@ -66,24 +53,24 @@ fn common(out: &Path, steps: u64, seed: u64) -> CommonArgs {
 
 #[test]
 fn quickstart_learns_the_digits_and_a_seed_reproduces_it() {
-    let dir = scratch("quickstart");
-    let a = quickstart::train(&common(&dir.0.join("a"), 60, 3)).unwrap();
+    let dir = Scratch::new("quickstart");
+    let a = quickstart::train(&common(&dir.join("a"), 60, 3)).unwrap();
     assert_eq!(a.losses.len(), 60);
     assert!(mean(&a.losses[50..]) < 0.5 * mean(&a.losses[..10]), "loss falls: {:?}", a.losses);
     assert!(a.test_accuracy > 0.8, "test accuracy after 60 steps: {}", a.test_accuracy);
-    let result = check_outputs(&dir.0.join("a"), &a.result_line, "quickstart");
+    let result = check_outputs(&dir.join("a"), &a.result_line, "quickstart");
     assert_eq!(result["test_accuracy"].as_f64(), Some(a.test_accuracy));
 
-    let b = quickstart::train(&common(&dir.0.join("b"), 60, 3)).unwrap();
+    let b = quickstart::train(&common(&dir.join("b"), 60, 3)).unwrap();
     assert_eq!(a.losses, b.losses, "same seed, same losses");
-    let c = quickstart::train(&common(&dir.0.join("c"), 5, 4)).unwrap();
+    let c = quickstart::train(&common(&dir.join("c"), 5, 4)).unwrap();
     assert_ne!(a.losses[..5], c.losses[..], "another seed, other losses");
 }
 
 #[test]
 fn char_gpt_learns_saves_a_checkpoint_that_reloads_and_samples() {
-    let dir = scratch("char_gpt");
-    let out = dir.0.display().to_string();
+    let dir = Scratch::new("char_gpt");
+    let out = dir.display().to_string();
     #[rustfmt::skip]
     let args = char_gpt::Args::try_parse_from([
         "char_gpt", "--steps", "12", "--seed", "5", "--out", &out, "--d-model", "32", "--layers", "1",
@@ -94,7 +81,7 @@ fn char_gpt_learns_saves_a_checkpoint_that_reloads_and_samples() {
     let run = char_gpt::train(&args).unwrap();
     assert_eq!(run.losses.len(), 12);
     assert!(mean(&run.losses[9..]) < mean(&run.losses[..3]) - 0.3, "loss falls: {:?}", run.losses);
-    let result = check_outputs(&dir.0, &run.result_line, "char_gpt");
+    let result = check_outputs(&dir, &run.result_line, "char_gpt");
     assert_eq!(result["val_loss"].as_f64(), Some(run.val_loss));
     assert!(run.val_loss.is_finite() && run.val_loss < (74f64).ln() + 0.5, "val loss {}", run.val_loss);
 
@@ -118,8 +105,8 @@ fn char_gpt_learns_saves_a_checkpoint_that_reloads_and_samples() {
 
 #[test]
 fn char_gpt_refuses_heads_that_do_not_divide_the_width() {
-    let dir = scratch("char_gpt_heads");
-    let out = dir.0.display().to_string();
+    let dir = Scratch::new("char_gpt_heads");
+    let out = dir.display().to_string();
     let args = char_gpt::Args::try_parse_from(["char_gpt", "--out", &out, "--d-model", "30", "--heads", "4"]).unwrap();
     let e = char_gpt::train(&args).err().unwrap().to_string();
     assert!(e.contains("--d-model 30") && e.contains("--heads 4"), "{e}");
@@ -127,16 +114,16 @@ fn char_gpt_refuses_heads_that_do_not_divide_the_width() {
 
 #[test]
 fn fashion_cnn_trains_on_small_images_and_explains_missing_data() {
-    let dir = scratch("fashion_cnn");
+    let dir = Scratch::new("fashion_cnn");
     let data = digits::load().unwrap().scaled(1.0 / digits::MAX_PIXEL).reshaped(&[1, 8, 8]).unwrap();
     let (train, test) = data.split(0.2, 0).unwrap();
-    let run = fashion_cnn::train(&common(&dir.0, 30, 1), &train, &test).unwrap();
+    let run = fashion_cnn::train(&common(&dir, 30, 1), &train, &test).unwrap();
     assert!(mean(&run.losses[25..]) < mean(&run.losses[..5]) - 0.03, "loss falls: {:?}", run.losses);
     assert!(run.test_accuracy > 0.4, "test accuracy after 30 steps: {}", run.test_accuracy);
-    check_outputs(&dir.0, &run.result_line, "fashion_cnn");
+    check_outputs(&dir, &run.result_line, "fashion_cnn");
     let model = fashion_cnn::cnn(&mut Init::new(0), (28, 28), 10);
     assert_eq!(model.num_params(), 16 * 9 + 16 + 32 * 16 * 9 + 32 + 1568 * 128 + 128 + 128 * 10 + 10);
 
-    let e = fashion_cnn::load(&dir.0.join("no-such-folder")).err().unwrap().to_string();
+    let e = fashion_cnn::load(&dir.join("no-such-folder")).err().unwrap().to_string();
     assert!(e.contains("scripts/fetch_data.sh"), "{e}");
 }

@@ -6,28 +6,9 @@ use plies_nn::layers::*;
 use plies_nn::optim::{Adam, AdamConfig, Optimizer};
 use plies_nn::{Init, Layer, Module};
 use std::collections::HashMap;
-use std::path::PathBuf;
 
-/// A scratch directory removed when the test ends.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dir(name: &str) -> Scratch {
-    let d = std::env::temp_dir().join(format!("plies-nn-ckpt-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    Scratch(d)
-}
+mod scratch;
+use scratch::Scratch;
 
 fn cfg(n_layer: usize, d_model: usize) -> GptConfig {
     GptConfig { vocab_size: 13, context: 8, d_model, n_layer, n_head: 2, ..GptConfig::char_small() }
@@ -43,7 +24,7 @@ fn logits(g: &Gpt) -> Vec<f32> {
 
 #[test]
 fn gpt_round_trip_gives_the_same_outputs() {
-    let d = dir("round");
+    let d = Scratch::new("round");
     let a = Gpt::new(&mut Init::new(1), cfg(2, 8));
     let path = d.join("gpt.safetensors");
     let meta = HashMap::from([("vocab".to_string(), "\"abc\"".to_string())]);
@@ -70,7 +51,7 @@ fn gpt_round_trip_gives_the_same_outputs() {
 
 #[test]
 fn corrupt_and_truncated_files_name_the_file_and_place() {
-    let d = dir("corrupt");
+    let d = Scratch::new("corrupt");
     let g = Gpt::new(&mut Init::new(1), cfg(1, 8));
     let good = d.join("good.safetensors");
     save_model(&g, &good, &HashMap::new()).unwrap();
@@ -123,7 +104,7 @@ fn corrupt_and_truncated_files_name_the_file_and_place() {
 
 #[test]
 fn wrong_shapes_and_names_are_all_reported() {
-    let d = dir("shapes");
+    let d = Scratch::new("shapes");
     let small = Gpt::new(&mut Init::new(1), cfg(1, 8));
     let path = d.join("small.safetensors");
     save_model(&small, &path, &HashMap::new()).unwrap();
@@ -160,7 +141,7 @@ fn train_step(g: &Gpt, opt: &mut Adam) {
 
 #[test]
 fn optimizer_state_round_trip_resumes_exactly() {
-    let d = dir("optim");
+    let d = Scratch::new("optim");
     let a = Gpt::new(&mut Init::new(3), cfg(1, 8));
     let mut oa = Adam::new(a.named_parameters(), AdamConfig::adamw(1e-2, 0.1)).unwrap();
     train_step(&a, &mut oa);
@@ -191,7 +172,7 @@ fn optimizer_state_round_trip_resumes_exactly() {
 
 #[test]
 fn unsupported_dtypes_name_the_tensor() {
-    let d = dir("dtype");
+    let d = Scratch::new("dtype");
     let path = d.join("bf16.safetensors");
     // A two-element BF16 tensor written directly in the safetensors layout.
     let header = br#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#;

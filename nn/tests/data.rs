@@ -8,7 +8,6 @@ use plies_core::rng::Rng;
 use plies_nn::data::idx::{self, IdxArray, IdxData};
 use plies_nn::data::{digits, mnist, CharDataset, DataLoader, Dataset, LabeledData, Vocab};
 use std::io::Write;
-use std::path::PathBuf;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = GzEncoder::new(Vec::new(), Compression::default());
@@ -16,35 +15,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// A scratch folder, removed when the test passes (kept for a look when it fails).
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = PathBuf;
-    fn deref(&self) -> &PathBuf {
-        &self.0
-    }
-}
-
-impl AsRef<std::path::Path> for Scratch {
-    fn as_ref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let d = std::env::temp_dir().join(format!("plies-nn-data-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    Scratch(d)
-}
+mod scratch;
+use scratch::Scratch;
 
 fn err_text<T: std::fmt::Debug>(r: plies_autodiff::Result<T>) -> String {
     r.expect_err("expected an error").to_string()
@@ -205,7 +177,7 @@ fn idx_round_trips_every_type_plain_and_gzipped() {
     }
     // Big-endian on disk: i16 7 is 00 07.
     assert_eq!(&arrays[2].to_bytes()[10..12], &[0x00, 0x07]);
-    let dir = scratch("roundtrip");
+    let dir = Scratch::new("roundtrip");
     arrays[0].write(dir.join("x.idx")).unwrap();
     assert_eq!(idx::read(dir.join("x.idx")).unwrap(), arrays[0]);
     assert!(IdxArray::new(vec![2, 2], IdxData::U8(vec![0; 3])).is_err());
@@ -258,7 +230,7 @@ fn write_mnist(dir: &std::path::Path, prefix: &str, n: usize, labels: Vec<u8>, z
 
 #[test]
 fn mnist_folder_loads_generated_files() {
-    let dir = scratch("mnist");
+    let dir = Scratch::new("mnist");
     write_mnist(&dir, "train", 3, vec![4, 0, 9], true);
     write_mnist(&dir, "t10k", 2, vec![1, 2], false);
     let train = mnist::load_dir(&dir, mnist::Split::Train).unwrap();
@@ -269,14 +241,14 @@ fn mnist_folder_loads_generated_files() {
     assert_eq!(b.inputs.dims(), vec![2, 1, 4, 5]);
     assert_eq!(mnist::load_dir(&dir, mnist::Split::Test).unwrap().len(), 2);
 
-    let bad = scratch("mnist-bad");
+    let bad = Scratch::new("mnist-bad");
     write_mnist(&bad, "train", 3, vec![1, 2], false);
     let e = err_text(mnist::load_dir(&bad, mnist::Split::Train));
     assert!(e.contains("train-labels-idx1-ubyte") && e.contains("expected 3 u8 labels"), "{e}");
     write_mnist(&bad, "t10k", 2, vec![1, 12], false);
     let e = err_text(mnist::load_dir(&bad, mnist::Split::Test));
     assert!(e.contains("t10k-labels-idx1-ubyte") && e.contains("byte 9 (label 1)"), "{e}");
-    let e = err_text(mnist::load_dir(scratch("mnist-empty"), mnist::Split::Train));
+    let e = err_text(mnist::load_dir(Scratch::new("mnist-empty"), mnist::Split::Train));
     assert!(e.contains("train-images-idx3-ubyte") && e.contains("fetch_data.sh"), "{e}");
 }
 
@@ -357,7 +329,7 @@ fn char_windows_cover_the_text_without_overlap() {
 
 #[test]
 fn text_files_report_invalid_utf8_offsets() {
-    let dir = scratch("text");
+    let dir = Scratch::new("text");
     let p = dir.join("bad.txt");
     std::fs::write(&p, b"fine text \xff more").unwrap();
     let e = err_text(CharDataset::from_file(&p));

@@ -6,35 +6,8 @@ use plies_nn::train::{json_object, CommonArgs, LinePlot, MetricsLog, Progress, P
 use serde_json::Value as Json;
 use std::path::PathBuf;
 
-/// A scratch folder, removed when the test passes (kept for a look when it fails).
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = PathBuf;
-    fn deref(&self) -> &PathBuf {
-        &self.0
-    }
-}
-
-impl AsRef<std::path::Path> for Scratch {
-    fn as_ref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let d = std::env::temp_dir().join(format!("plies-nn-train-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    Scratch(d)
-}
+mod scratch;
+use scratch::Scratch;
 
 #[test]
 fn json_objects_parse_back_exactly() {
@@ -68,7 +41,7 @@ fn json_objects_parse_back_exactly() {
 
 #[test]
 fn metrics_log_writes_one_object_per_line() {
-    let dir = scratch("log");
+    let dir = Scratch::new("log");
     let path = dir.join("sub/metrics.jsonl");
     let mut log = MetricsLog::create(&path).unwrap();
     for step in 0..5u64 {
@@ -107,7 +80,7 @@ fn count(rgb: &[u8], w: u32, area: (u32, u32, u32, u32), pred: impl Fn(&[u8]) ->
 
 #[test]
 fn loss_curve_png_is_valid_and_has_text_and_lines() {
-    let dir = scratch("plot");
+    let dir = Scratch::new("plot");
     let path = dir.join("loss.png");
     let train: Vec<(f64, f64)> = (0..200).map(|s| (s as f64, 2.3 * (-(s as f64) / 60.0).exp() + 0.05)).collect();
     let val: Vec<(f64, f64)> =
@@ -130,7 +103,7 @@ fn loss_curve_png_is_valid_and_has_text_and_lines() {
 
 #[test]
 fn plots_survive_odd_data() {
-    let dir = scratch("odd");
+    let dir = Scratch::new("odd");
     // Log scale with zeros and NaN, a constant series, an empty plot: all render.
     let pts = vec![(0.0, 1.0), (1.0, 0.0), (2.0, f64::NAN), (3.0, 1e-4)];
     LinePlot::new("log").log_y(true).series("a", pts).write_png(dir.join("log.png")).unwrap();
@@ -172,7 +145,7 @@ fn progress_counts_examples() {
 
 #[test]
 fn run_writes_log_plot_and_result() {
-    let dir = scratch("run");
+    let dir = Scratch::new("run");
     let mut run = Run::create("toy", &dir, 30).unwrap().with_progress(Progress::quiet(30));
     run.config(&[("lr", 0.1.into()), ("batch", 16usize.into())]).unwrap();
     for s in 0..30u64 {
@@ -208,7 +181,7 @@ fn run_writes_log_plot_and_result() {
 fn linear_classifier_learns_digits_end_to_end() {
     use plies_autodiff::{no_grad, rng::Rng, DType, Tensor};
     use plies_nn::data::{digits, DataLoader};
-    let dir = scratch("e2e");
+    let dir = Scratch::new("e2e");
     let data = digits::load().unwrap().scaled(1.0 / digits::MAX_PIXEL);
     let (train, test) = data.split(0.25, 3).unwrap();
     let loader = DataLoader::new(&train, 32).shuffle(3).drop_last(true);
