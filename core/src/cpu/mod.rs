@@ -1,5 +1,6 @@
 //! The native CPU backend: generic kernels over f32/f64 (i32 where it makes sense),
-//! rayon across cores for large work, matmul through `gemm`.
+//! rayon across cores for large work, f32 matmul through our own AVX2 kernel (`sgemm`),
+//! the rest through `gemm`.
 
 mod alloc;
 mod elementwise;
@@ -7,6 +8,8 @@ mod fused;
 mod index;
 mod matmul;
 mod reduce;
+#[cfg(target_arch = "x86_64")]
+mod sgemm;
 mod simd;
 pub(crate) mod strided;
 
