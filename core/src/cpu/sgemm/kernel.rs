@@ -30,28 +30,24 @@ pub(super) unsafe fn kernel_6x16(kc: usize, a: *const f32, b: *const f32, c: *mu
             _mm_prefetch::<_MM_HINT_T0>(c.add(i * c_rs + NR - 1) as *const i8);
         }
         let (mut a, mut b) = (a, b);
+        // One k step of row `r`: broadcast A's value and update both halves of the row.
+        macro_rules! row {
+            ($u:expr, $r:expr, $b0:expr, $b1:expr, $lo:ident, $hi:ident) => {{
+                let x = _mm256_broadcast_ss(&*a.add($u * MR + $r));
+                $lo = _mm256_fmadd_ps(x, $b0, $lo);
+                $hi = _mm256_fmadd_ps(x, $b1, $hi);
+            }};
+        }
         macro_rules! step {
             ($u:expr) => {{
                 let b0 = _mm256_load_ps(b.add($u * NR));
                 let b1 = _mm256_load_ps(b.add($u * NR + 8));
-                let x = _mm256_broadcast_ss(&*a.add($u * MR));
-                c00 = _mm256_fmadd_ps(x, b0, c00);
-                c01 = _mm256_fmadd_ps(x, b1, c01);
-                let x = _mm256_broadcast_ss(&*a.add($u * MR + 1));
-                c10 = _mm256_fmadd_ps(x, b0, c10);
-                c11 = _mm256_fmadd_ps(x, b1, c11);
-                let x = _mm256_broadcast_ss(&*a.add($u * MR + 2));
-                c20 = _mm256_fmadd_ps(x, b0, c20);
-                c21 = _mm256_fmadd_ps(x, b1, c21);
-                let x = _mm256_broadcast_ss(&*a.add($u * MR + 3));
-                c30 = _mm256_fmadd_ps(x, b0, c30);
-                c31 = _mm256_fmadd_ps(x, b1, c31);
-                let x = _mm256_broadcast_ss(&*a.add($u * MR + 4));
-                c40 = _mm256_fmadd_ps(x, b0, c40);
-                c41 = _mm256_fmadd_ps(x, b1, c41);
-                let x = _mm256_broadcast_ss(&*a.add($u * MR + 5));
-                c50 = _mm256_fmadd_ps(x, b0, c50);
-                c51 = _mm256_fmadd_ps(x, b1, c51);
+                row!($u, 0, b0, b1, c00, c01);
+                row!($u, 1, b0, b1, c10, c11);
+                row!($u, 2, b0, b1, c20, c21);
+                row!($u, 3, b0, b1, c30, c31);
+                row!($u, 4, b0, b1, c40, c41);
+                row!($u, 5, b0, b1, c50, c51);
             }};
         }
         for _ in 0..kc / 4 {
