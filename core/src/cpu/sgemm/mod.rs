@@ -60,76 +60,49 @@ impl Operand {
     unsafe fn at(&self, i: usize, j: usize) -> *const f32 {
         unsafe { self.ptr.add(i * self.rs + j * self.cs) }
     }
+
+    /// The transposed matrix (the same elements).
+    fn t(self) -> Operand {
+        Operand { rs: self.cs, cs: self.rs, ..self }
+    }
 }
 
 /// Sizes of `total` split into blocks of at most `max`, as even as the step allows
-/// (k = 300 becomes 152 + 148, not 256 + 44, so no block is starved).
+/// (k = 300 becomes 150 + 150, not 256 + 44, so no block is starved).
 fn blocks(total: usize, max: usize, step: usize) -> impl Iterator<Item = (usize, usize)> {
     let count = total.div_ceil(max).max(1);
     let size = total.div_ceil(count).next_multiple_of(step).clamp(1, max.max(step));
     (0..total).step_by(size).map(move |start| (start, size.min(total - start)))
 }
 
-/// Pack rows `[0, mc)` x depth `[0, kc)` of `a` into MR-tall panels, each laid out k-major
-/// (MR values per step), zero-padding the last panel's missing rows.
+/// Pack `rows` x `depth` of `x` into R-tall panels, each laid out depth-major (R values
+/// per step), zero-padding the last panel's missing rows. A is packed with R = MR; B is
+/// packed read transposed (its columns as rows) with R = NR.
 ///
 /// # Safety
-/// The block lies inside `a`; `dst` has room for `mc.next_multiple_of(MR) * kc` floats.
-unsafe fn pack_a(a: Operand, mc: usize, kc: usize, dst: *mut f32) {
+/// The block lies inside `x`; `dst` has room for `rows.next_multiple_of(R) * depth` floats.
+unsafe fn pack<const R: usize>(x: Operand, rows: usize, depth: usize, dst: *mut f32) {
     unsafe {
-        for i0 in (0..mc).step_by(MR) {
-            let panel = dst.add(i0 * kc);
-            let rows = MR.min(mc - i0);
-            if rows == MR && a.cs == 1 {
-                let r: [*const f32; MR] = std::array::from_fn(|r| a.at(i0 + r, 0));
-                for p in 0..kc {
+        for i0 in (0..rows).step_by(R) {
+            let panel = dst.add(i0 * depth);
+            let live = R.min(rows - i0);
+            if live == R && x.rs == 1 {
+                // The panel's rows are adjacent in memory: copy each depth step whole.
+                for p in 0..depth {
+                    std::ptr::copy_nonoverlapping(x.at(i0, p), panel.add(p * R), R);
+                }
+            } else if live == R && x.cs == 1 {
+                // Each row runs along the depth: read the R rows side by side, in order.
+                let r: [*const f32; R] = std::array::from_fn(|q| x.at(i0 + q, 0));
+                for p in 0..depth {
                     for (q, row) in r.iter().enumerate() {
-                        *panel.add(p * MR + q) = *row.add(p);
+                        *panel.add(p * R + q) = *row.add(p);
                     }
                 }
             } else {
-                for p in 0..kc {
-                    for q in 0..MR {
-                        *panel.add(p * MR + q) = if q < rows { *a.at(i0 + q, p) } else { 0.0 };
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Pack depth `[0, kc)` x columns `[0, nc)` of `b` into NR-wide panels, each laid out
-/// k-major (NR values per step), zero-padding the last panel's missing columns.
-///
-/// # Safety
-/// The block lies inside `b`; `dst` has room for `kc * nc.next_multiple_of(NR)` floats.
-unsafe fn pack_b(b: Operand, kc: usize, nc: usize, dst: *mut f32) {
-    unsafe {
-        for j0 in (0..nc).step_by(NR) {
-            let panel = dst.add(j0 * kc);
-            let cols = NR.min(nc - j0);
-            if cols == NR && b.cs == 1 {
-                for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(b.at(p, j0), panel.add(p * NR), NR);
-                }
-            } else if b.rs == 1 {
-                // A transposed B: read each column's run down k contiguously.
-                for q in 0..NR {
-                    if q < cols {
-                        let col = b.at(0, j0 + q);
-                        for p in 0..kc {
-                            *panel.add(p * NR + q) = *col.add(p);
-                        }
-                    } else {
-                        for p in 0..kc {
-                            *panel.add(p * NR + q) = 0.0;
-                        }
-                    }
-                }
-            } else {
-                for p in 0..kc {
-                    for q in 0..NR {
-                        *panel.add(p * NR + q) = if q < cols { *b.at(p, j0 + q) } else { 0.0 };
+                for p in 0..depth {
+                    for q in 0..R {
+                        *panel.add(p * R + q) = if q < live { *x.at(i0 + q, p) } else { 0.0 };
                     }
                 }
             }
@@ -157,9 +130,9 @@ pub(crate) unsafe fn sgemm(m: usize, n: usize, k: usize, a: Operand, b: Operand,
                 // SAFETY (whole block): every offset below stays inside the operands as the
                 // caller promised, and inside the buffers sized above.
                 unsafe {
-                    pack_b(Operand { ptr: b.at(pc, jc), ..b }, kc, nc, pb);
+                    pack::<NR>(Operand { ptr: b.at(pc, jc), ..b }.t(), nc, kc, pb);
                     for (ic, mc) in blocks(m, MC, MR) {
-                        pack_a(Operand { ptr: a.at(ic, pc), ..a }, mc, kc, pa);
+                        pack::<MR>(Operand { ptr: a.at(ic, pc), ..a }, mc, kc, pa);
                         for jr in (0..nc).step_by(NR) {
                             let cols = NR.min(nc - jr);
                             let bp = pb.add(jr * kc);
