@@ -210,7 +210,7 @@ fn one<T: Element>() -> T {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -224,7 +224,7 @@ mod tests {
     }
 
     /// The product of `a` and `b` (same batch shape) by the definition.
-    fn naive(a: &[f64], la: &Layout, b: &[f64], lb: &Layout) -> Vec<f64> {
+    pub(in crate::cpu) fn naive(a: &[f64], la: &Layout, b: &[f64], lb: &Layout) -> Vec<f64> {
         let r = la.rank();
         let (m, k, n) = (la.dims()[r - 2], la.dims()[r - 1], lb.dims()[r - 1]);
         let (oa, ob) = (batch_offsets(la), batch_offsets(lb));

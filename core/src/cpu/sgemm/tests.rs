@@ -1,24 +1,7 @@
 use super::*;
+use crate::cpu::matmul::tests::naive;
+use crate::{Layout, Shape};
 use proptest::prelude::*;
-
-/// A · B by the definition, in f64, for operands given by strides into `a` and `b`.
-fn naive(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    (ars, acs): (usize, usize),
-    b: &[f32],
-    (brs, bcs): (usize, usize),
-) -> Vec<f64> {
-    let mut out = vec![0.0; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            out[i * n + j] = (0..k).map(|p| a[i * ars + p * acs] as f64 * b[p * brs + j * bcs] as f64).sum();
-        }
-    }
-    out
-}
 
 fn values(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -48,7 +31,9 @@ fn check(m: usize, n: usize, k: usize, a_t: bool, b_t: bool, seed: u64) {
     let op = |v: &[f32], (rs, cs)| Operand { ptr: v.as_ptr(), rs, cs };
     // SAFETY: the strides address exactly the vectors made above; AVX2 was checked.
     unsafe { sgemm(m, n, k, op(&a, sa), op(&b, sb), c.as_mut_ptr(), c_rs) };
-    let want = naive(m, n, k, &a, sa, &b, sb);
+    let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let layout = |rows: usize, cols: usize, (rs, cs)| Layout::new(Shape::from([rows, cols]), vec![rs, cs], 0);
+    let want = naive(&wide(&a), &layout(m, k, sa), &wide(&b), &layout(k, n, sb));
     let tol = 1e-5 * k as f64 + 1e-6;
     for i in 0..m {
         for j in 0..n {
