@@ -91,6 +91,7 @@ fn main() {
     // Registers the GPU backend, so that `--device gpu` (or PLIES_DEVICE=gpu) can open it.
     plies::init();
     let args = Args::parse();
+    args.common.open_device_or_exit();
     match train(&args) {
         Ok(outcome) => {
             eprintln!("validation loss {:.6}; to check it with PyTorch:\n  {}", outcome.val_loss, outcome.torch_check);

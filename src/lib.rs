@@ -1,13 +1,15 @@
 //! Plies: a deep-learning framework for layer-wise training research.
 //!
 //! This facade re-exports the crates: `core` (arrays, backends), `autodiff` (Tensor), `nn`,
-//! and `shaders` (the wgpu GPU backend), and picks the device a program runs on:
-//! [`device`] reads `PLIES_DEVICE` (`cpu`, `gpu` or `gpu:N`) and otherwise takes the best
-//! real GPU, falling back to the native CPU backend. Software GPU adapters (lavapipe,
-//! WARP) are only used when asked for by name: they are for testing kernels, not for speed.
+//! `peft` (layer-wise training methods) and `shaders` (the wgpu GPU backend), and picks the
+//! device a program runs on: [`device`] reads `PLIES_DEVICE` (`cpu`, `gpu` or `gpu:N`) and
+//! otherwise takes the best real GPU, falling back to the native CPU backend. Software GPU
+//! adapters (lavapipe, WARP) are only used when asked for by name: they are for testing
+//! kernels, not for speed. GL adapters are never used (see `plies_shaders::adapters`).
 pub use plies_autodiff as autodiff;
 pub use plies_core as core;
 pub use plies_nn as nn;
+pub use plies_peft as peft;
 pub use plies_shaders as shaders;
 
 use plies_core::{Device, Error, Result};
@@ -52,10 +54,15 @@ pub fn try_device() -> Result<Device> {
         .clone()
 }
 
-/// [`try_device`], panicking with the reason when the requested device cannot be opened.
+/// [`try_device`] for programs: when the requested device cannot be opened, prints the
+/// reason on stderr and exits with code 1 (a user's setting is wrong, not the program, so no
+/// panic and no backtrace). Call it before building a model.
 pub fn device() -> Device {
     match try_device() {
         Ok(d) => d,
-        Err(e) => panic!("{e}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
     }
 }

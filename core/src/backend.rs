@@ -214,7 +214,7 @@ pub fn backend(device: Device) -> Result<Arc<dyn Backend>> {
             Some(f) => f(i),
             None => Err(crate::Error::NoDevice {
                 device,
-                msg: "no GPU backend is registered (call plies::init_gpu() or use the plies facade)".into(),
+                msg: "no GPU backend is registered (call plies::init(), or plies_shaders::register())".into(),
             }),
         },
     }

@@ -1,7 +1,13 @@
 //! Which GPUs exist, best first. `Device::Gpu(i)` is the i-th entry of [`adapters`]: real
-//! GPUs before software ones, discrete before integrated, native APIs (Vulkan, Metal,
-//! DX12) before GL, and each physical device listed once. GL is asked only when no native
-//! API offers an adapter ("GL where that is all there is").
+//! GPUs before software ones, discrete before integrated, Vulkan before Metal and DX12, and
+//! each physical device listed once.
+//!
+//! GL adapters are never listed. wgpu's GL backend serialises every call through one EGL
+//! context, and under concurrent use (several threads recording and reading back, as the
+//! test suites and any multi-threaded program do) wgpu-hal panics with "Could not lock
+//! adapter context. This is most-likely a deadlock." Rather than a GPU backend that fails
+//! at random, a machine with only GL gets a clear error that says what to install
+//! ([`no_adapter_reason`]).
 
 use std::sync::OnceLock;
 use wgpu::{Backends, DeviceType};
@@ -48,12 +54,42 @@ impl AdapterEntry {
 fn instance() -> &'static wgpu::Instance {
     static INSTANCE: OnceLock<wgpu::Instance> = OnceLock::new();
     INSTANCE.get_or_init(|| {
-        let desc = wgpu::InstanceDescriptor {
-            backends: Backends::all(),
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        };
+        let desc =
+            wgpu::InstanceDescriptor { backends: NATIVE, ..wgpu::InstanceDescriptor::new_without_display_handle() };
         wgpu::Instance::new(desc.with_env())
     })
+}
+
+/// The APIs Plies runs compute on.
+const NATIVE: Backends = Backends::VULKAN.union(Backends::METAL).union(Backends::DX12);
+
+/// Why [`adapters`] is empty, and what to install: names the GL adapters that were refused.
+/// Computed once: GL is probed by one thread, on an instance of its own that is dropped
+/// afterwards, since concurrent EGL calls are what deadlocks.
+pub fn no_adapter_reason() -> String {
+    static REASON: OnceLock<String> = OnceLock::new();
+    REASON
+        .get_or_init(|| {
+            let gl_only = wgpu::InstanceDescriptor {
+                backends: Backends::GL,
+                ..wgpu::InstanceDescriptor::new_without_display_handle()
+            };
+            let gl = pollster::block_on(wgpu::Instance::new(gl_only).enumerate_adapters(Backends::GL));
+            let install = "install a Vulkan driver: your GPU vendor's, or Mesa's lavapipe to test the \
+                           kernels on the CPU (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`)";
+            if gl.is_empty() {
+                format!("wgpu found no Vulkan, Metal or DX12 adapter; {install}")
+            } else {
+                let names: Vec<String> = gl.iter().map(|a| a.get_info().name).collect();
+                format!(
+                    "wgpu found no Vulkan, Metal or DX12 adapter, only GL ({}), which Plies does not use: \
+                     wgpu's GL backend deadlocks under concurrent use (\"Could not lock adapter context\"); \
+                     {install}",
+                    names.join(", ")
+                )
+            }
+        })
+        .clone()
 }
 
 fn type_rank(t: DeviceType) -> u8 {
@@ -71,11 +107,7 @@ pub fn adapters() -> &'static [AdapterEntry] {
     static LIST: OnceLock<Vec<AdapterEntry>> = OnceLock::new();
     LIST.get_or_init(|| {
         let inst = instance();
-        let native = Backends::VULKAN | Backends::METAL | Backends::DX12;
-        let mut found = pollster::block_on(inst.enumerate_adapters(native));
-        if found.is_empty() {
-            found = pollster::block_on(inst.enumerate_adapters(Backends::GL));
-        }
+        let found = pollster::block_on(inst.enumerate_adapters(NATIVE));
         let mut list: Vec<AdapterEntry> = found
             .into_iter()
             .map(|adapter| AdapterEntry { info: adapter.get_info(), adapter })

@@ -127,7 +127,7 @@ impl GpuBackend {
         let entry: &AdapterEntry = list.get(index).ok_or_else(|| Error::NoDevice {
             device: dev,
             msg: if list.is_empty() {
-                "wgpu found no GPU adapter (no Vulkan, Metal, DX12 or GL driver with compute shaders)".into()
+                crate::adapters::no_adapter_reason()
             } else {
                 let names: Vec<String> =
                     list.iter().enumerate().map(|(i, e)| format!("gpu:{i} {}", e.describe())).collect();

@@ -1,5 +1,5 @@
 //! plies-shaders: the GPU backend of Plies, WGSL compute kernels on wgpu (Vulkan, Metal,
-//! DX12; GL where that is all there is).
+//! DX12; GL adapters are refused, see adapters.rs).
 //!
 //! [`register`] installs the backend in plies-core, after which `Device::Gpu(i)` resolves
 //! to adapter `i` of [`adapters`] (best first). Every `Backend` op has a kernel in
@@ -35,7 +35,7 @@ mod storage;
 mod transfer;
 mod tune;
 
-pub use adapters::{adapters, best_real_gpu, AdapterEntry};
+pub use adapters::{adapters, best_real_gpu, no_adapter_reason, AdapterEntry};
 pub use gpu::{Counters, GpuBackend};
 pub use ops::MatmulConfig;
 pub use pool::PoolStats;

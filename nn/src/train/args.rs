@@ -44,6 +44,24 @@ impl CommonArgs {
         self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(example))
     }
 
+    /// Open `--device` and name it on stderr (the adapter for a GPU, the thread count for
+    /// the CPU), so that a device that cannot be opened is an error before any model is
+    /// built. [`parse_common`] calls it; an example with its own parser calls it after
+    /// parsing.
+    pub fn open_device(&self) -> plies_core::Result<()> {
+        let backend = plies_core::backend(self.device)?;
+        eprintln!("plies: using {}: {}", self.device, backend.name());
+        Ok(())
+    }
+
+    /// [`open_device`](Self::open_device), or print why not and exit with code 1.
+    pub fn open_device_or_exit(&self) {
+        if let Err(e) = self.open_device() {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+
     /// Parse `args` (the first item is the program name); an `Err` holds clap's message.
     pub fn try_parse_from<I, T>(args: I) -> Result<CommonArgs, String>
     where
@@ -55,15 +73,18 @@ impl CommonArgs {
 }
 
 /// Parse the common flags from the command line, with `about` as the `--help` text; prints the
-/// usage and exits on bad flags, like any clap program.
+/// usage and exits on bad flags, like any clap program, and exits with code 1 when the device
+/// cannot be opened (register the GPU backend first: `plies::init()`).
 pub fn parse_common(about: &'static str) -> CommonArgs {
     let name = std::env::args()
         .next()
         .and_then(|a| std::path::Path::new(&a).file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "example".into());
     let matches = CommonCli::command().bin_name(name).about(about).get_matches();
-    match CommonCli::from_arg_matches(&matches) {
+    let args = match CommonCli::from_arg_matches(&matches) {
         Ok(c) => c.common,
         Err(e) => e.exit(),
-    }
+    };
+    args.open_device_or_exit();
+    args
 }
