@@ -27,7 +27,7 @@ fn tiny_gpt() -> GptConfig {
         n_head: 2,
         mlp_ratio: 4,
         dropout: 0.1,
-        activation: Activation::Gelu,
+        activation: Activation::GeluTanh,
         ln_eps: 1e-5,
     }
 }
@@ -258,7 +258,7 @@ fn gru_and_rnn_forward_and_backward_match_the_cpu() -> Result<()> {
 
 /// Losses and final parameters of an MLP trained three AdamW steps on `device`.
 fn train_mlp(device: Device) -> Result<(Vec<f64>, Named)> {
-    let model = Mlp::new(&mut Init::new(4).with_device(device), &[12, 32, 32, 5], Activation::Gelu);
+    let model = Mlp::new(&mut Init::new(4).with_device(device), &[12, 32, 32, 5], Activation::GeluTanh);
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-2, 0.01))?;
     let mut rng = plies::autodiff::rng::Rng::new(6);
     let x = Tensor::randn([16, 12], 0.0, 1.0, &mut rng, DType::F32, device);

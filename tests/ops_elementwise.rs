@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use plies::autodiff::{BinaryOp, DType, Result, Tensor};
+use plies::core::{UnaryOp, PLAIN_UNARY_METHODS, UNARY_OPS};
 use proptest::prelude::*;
 
 // === Unary ops ===
@@ -50,8 +51,8 @@ const UNARY: &[Unary] = &[
     Unary { name: "sigmoid", op: |x| x.try_sigmoid(), domain: |u| 5.0 * u, reference: sigmoid },
     Unary { name: "relu", op: |x| x.try_relu(), domain: |u| avoid(3.0 * u, &[0.0], 0.1), reference: |x| x.max(0.0) },
     Unary {
-        name: "gelu",
-        op: |x| x.try_gelu(),
+        name: "gelu_tanh",
+        op: |x| x.try_gelu_tanh(),
         domain: |u| 4.0 * u,
         reference: |x| 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()),
     },
@@ -83,14 +84,58 @@ const UNARY: &[Unary] = &[
         domain: |u| avoid(2.0 * u, &[0.0], 0.1),
         reference: |x| if x > 0.0 { 1.0 } else { -1.0 },
     },
+    Unary {
+        name: "max_scalar(0.3)",
+        op: |x| x.try_unary(UnaryOp::MaxScalar(0.3)),
+        domain: |u| avoid(2.0 * u, &[0.3], 0.1),
+        reference: |x| x.max(0.3),
+    },
+    Unary {
+        name: "min_scalar(-0.2)",
+        op: |x| x.try_unary(UnaryOp::MinScalar(-0.2)),
+        domain: |u| avoid(2.0 * u, &[-0.2], 0.1),
+        reference: |x| x.min(-0.2),
+    },
     Unary { name: "operator *", op: |x| Ok(x * 2.0), domain: |u| 3.0 * u, reference: |x| 2.0 * x },
     Unary { name: "operator -", op: |x| Ok(x - 1.5), domain: |u| 3.0 * u, reference: |x| x - 1.5 },
     Unary { name: "operator /", op: |x| Ok(x / 4.0), domain: |u| 3.0 * u, reference: |x| x / 4.0 },
     Unary { name: "operator neg", op: |x| Ok(-x), domain: |u| 3.0 * u, reference: |x| -x },
 ];
 
+/// The op table in core is the list of ops: each needs a reference above (an entry named
+/// after it, or `name(params)`), so a new op cannot skip the forward check.
+#[test]
+fn every_table_op_has_a_reference() {
+    for op in UNARY_OPS {
+        let covered = UNARY.iter().any(|u| u.name == op.name || u.name.starts_with(&format!("{}(", op.name)));
+        assert!(covered, "unary op `{}` of core's table has no reference in tests/ops_elementwise.rs", op.name);
+    }
+    // And every generated method reaches its own op.
+    let x = Tensor::new(plies::core::Array::from_vec(vec![0.7f64, 1.3], [2], plies::core::Device::Cpu).unwrap());
+    for &(name, op) in PLAIN_UNARY_METHODS {
+        let via_method = UNARY.iter().find(|u| u.name == name).map(|u| tvals(&(u.op)(&x).unwrap()));
+        let via_op = tvals(&x.unary(op));
+        assert_eq!(via_method, Some(via_op), "method `{name}`");
+    }
+}
+
+/// Maps u in [-1, 1] into `(lo, hi)`, keeping 0.1 away from the kinks.
+fn into_domain(u: f64, (lo, hi): (f64, f64), kinks: &[f64]) -> f64 {
+    avoid(lo + (hi - lo) * (0.5 + 0.5 * u), kinks, 0.1).clamp(lo, hi)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The backward rule of every op of core's table against finite differences, on the
+    /// table's domain: a new op is checked without a line here.
+    #[test]
+    fn every_table_op_gradient(src in any_source(0..=3, true)) {
+        for op in UNARY_OPS {
+            let x = src.map(|u| into_domain(u, op.domain, op.kinks)).array();
+            gradcheck(op.name, |t| t[0].try_unary(op.example), &[x]);
+        }
+    }
 
     #[test]
     fn unary_gradients(src in any_source(0..=4, true)) {
@@ -148,7 +193,7 @@ fn unary_forward_hand_values() {
     // sigmoid(0) = 1/2, silu(0) = gelu(0) = 0, tanh(0) = 0
     assert_eq!(tvals(&x.sigmoid())[2], 0.5);
     assert_eq!(tvals(&x.silu())[2], 0.0);
-    assert_eq!(tvals(&x.gelu())[2], 0.0);
+    assert_eq!(tvals(&x.gelu_tanh())[2], 0.0);
     assert_eq!(tvals(&x.gelu_erf())[2], 0.0);
     assert_eq!(tvals(&x.tanh())[2], 0.0);
 
@@ -175,7 +220,7 @@ fn unary_forward_hand_values() {
     assert_close(&tvals(&ten(&[l3], &[1]).silu()), &[0.75 * l3], 1e-15);
     // Published values: GELU(1) = Phi(1) = 0.8413447460685429, the tanh form 0.8411919906082768.
     assert_close(&tvals(&ten(&[1.0], &[1]).gelu_erf()), &[0.841_344_746_068_542_9], 1e-13);
-    assert_close(&tvals(&ten(&[1.0], &[1]).gelu()), &[0.841_191_990_608_276_8], 1e-13);
+    assert_close(&tvals(&ten(&[1.0], &[1]).gelu_tanh()), &[0.841_191_990_608_276_8], 1e-13);
     // NaN propagates through the piecewise ops too (as in PyTorch): a NaN must not be hidden.
     let nan = ten(&[f64::NAN], &[1]);
     for (name, y) in [("relu", nan.relu()), ("clamp", nan.clamp(-1.0, 1.0)), ("abs", nan.abs())] {

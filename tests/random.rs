@@ -116,7 +116,7 @@ fn pipeline(seed: u64) -> Vec<Vec<u64>> {
     let x = Tensor::randn([300, 200], 0.0, 1.0, &mut rng, DType::F64, CPU);
     let w = Tensor::param(Tensor::randn([200, 160], 0.0, 0.1, &mut rng, DType::F64, CPU).value());
     let gain = Tensor::param(Tensor::rand([160], 0.5, 1.5, &mut rng, DType::F64, CPU).value());
-    let h = x.matmul(&w).layer_norm(Some(&gain), None, 1e-5).gelu().dropout(0.1, &mut rng);
+    let h = x.matmul(&w).layer_norm(Some(&gain), None, 1e-5).gelu_tanh().dropout(0.1, &mut rng);
     let targets =
         Tensor::new(Tensor::rand([300], 0.0, 160.0, &mut rng, DType::F64, CPU).value().to_dtype(DType::I32).unwrap());
     let ce = h.cross_entropy_with(

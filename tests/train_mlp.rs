@@ -33,7 +33,7 @@ impl Mlp {
         for l in 0..layers {
             h = h.try_matmul(&self.params[2 * l])?.try_add(&self.params[2 * l + 1])?;
             if l + 1 < layers {
-                h = h.try_gelu()?;
+                h = h.try_gelu_tanh()?;
             }
         }
         Ok(h)

@@ -33,7 +33,7 @@ fn gpt(vocab: usize, context: usize, d: usize, layers: usize, heads: usize) -> G
         n_head: heads,
         mlp_ratio: 4,
         dropout: 0.0,
-        activation: Activation::Gelu,
+        activation: Activation::GeluTanh,
         ln_eps: 1e-5,
     }
 }

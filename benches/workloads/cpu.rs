@@ -118,7 +118,7 @@ pub fn register(r: &mut Registry) {
     r.add("unary", "tanh_16m", Unit::GbS, bytes2, call(|| randn(&[M16], 1), |a| a.tanh().unwrap()));
     r.add("unary", "sigmoid_16m", Unit::GbS, bytes2, call(|| randn(&[M16], 1), |a| a.sigmoid().unwrap()));
     r.add("unary", "silu_16m", Unit::GbS, bytes2, call(|| randn(&[M16], 1), |a| a.silu().unwrap()));
-    r.add("unary", "gelu_tanh_16m", Unit::GbS, bytes2, call(|| randn(&[M16], 1), |a| a.gelu().unwrap()));
+    r.add("unary", "gelu_tanh_16m", Unit::GbS, bytes2, call(|| randn(&[M16], 1), |a| a.gelu_tanh().unwrap()));
     r.add("unary", "gelu_erf_16m", Unit::GbS, bytes2, call(|| randn(&[M16], 1), |a| a.gelu_erf().unwrap()));
     r.add("unary", "relu_16m", Unit::GbS, bytes2, call(|| randn(&[M16], 1), |a| a.relu().unwrap()));
 

@@ -20,5 +20,8 @@ pub use device::Device;
 pub use dtype::{DType, Element, FloatElement};
 pub use error::{Error, Result};
 pub use layout::Layout;
-pub use op::{BinaryOp, Distribution, NormKind, ReduceOp, UnaryOp};
+pub use op::{
+    BinaryOp, Distribution, NormKind, ReduceOp, UnaryInfo, UnaryOp, BINARY_OPS, GELU_TANH_C, GELU_TANH_K,
+    PLAIN_UNARY_METHODS, UNARY_OPS,
+};
 pub use shape::{AllAxes, Axes, Axis, Shape};

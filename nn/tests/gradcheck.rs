@@ -59,7 +59,7 @@ fn norms() {
 #[test]
 fn mlp_and_activations() {
     let mut i = init();
-    for act in [Activation::Relu, Activation::Gelu, Activation::GeluErf, Activation::Tanh, Activation::Silu] {
+    for act in [Activation::Relu, Activation::GeluTanh, Activation::GeluErf, Activation::Tanh, Activation::Silu] {
         check_layer(&Mlp::new(&mut i, &[3, 5, 2], act), randn(&[4, 3], 8));
     }
 }

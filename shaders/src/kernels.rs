@@ -1,5 +1,5 @@
 //! The WGSL sources, one file per kernel family, and the cache of compiled pipelines.
-//! A family's module is `prelude + common.wgsl + <family>.wgsl`; the prelude carries
+//! A family's module is `prelude + op constants + common.wgsl + <family>.wgsl`; the prelude carries
 //! compile-time choices (element type aliases, tile sizes), so one source serves several
 //! variants. Each (family, prelude, entry point) is compiled once per device, with an
 //! explicit layout of the bindings its dispatches bind (see bindings.rs).
@@ -40,6 +40,16 @@ impl Family {
             Family::Index => include_str!("wgsl/index.wgsl"),
             Family::Random => include_str!("wgsl/random.wgsl"),
             Family::AdamW => include_str!("wgsl/adamw.wgsl"),
+        }
+    }
+
+    /// Declarations generated from core's op tables (`OP_SILU`, `BIN_ADD`, the GELU
+    /// constants), so that the shaders' switches name their ops instead of numbering them.
+    pub(crate) fn constants(self) -> String {
+        match self {
+            Family::Unary => plies_core::UnaryOp::wgsl_constants(),
+            Family::Binary => plies_core::BinaryOp::wgsl_constants(),
+            _ => String::new(),
         }
     }
 
@@ -135,7 +145,7 @@ impl PipelineCache {
             match modules.get(&(k.family, k.prelude.clone())) {
                 Some(m) => m.clone(),
                 None => {
-                    let src = format!("{}\n{}\n{}", k.prelude, COMMON, k.family.source());
+                    let src = format!("{}\n{}\n{}\n{}", k.prelude, k.family.constants(), COMMON, k.family.source());
                     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
                     let m = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(k.family.name()),
@@ -174,5 +184,75 @@ impl PipelineCache {
         let c = Compiled { layout, pipeline: p, bindings: bindings.into() };
         self.pipelines.lock().unwrap().insert(k.clone(), c.clone());
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plies_core::{BINARY_OPS, UNARY_OPS};
+
+    /// The text of WGSL function `name`, up to the next top-level item.
+    fn body<'a>(src: &'a str, name: &str) -> &'a str {
+        let start = src.find(&format!("fn {name}(")).unwrap_or_else(|| panic!("no fn {name}"));
+        let rest = &src[start..];
+        let end = rest[1..].find("\nfn ").or_else(|| rest[1..].find("\n@compute")).map_or(rest.len(), |e| e + 1);
+        &rest[..end]
+    }
+
+    /// Without a case an op falls through to `default` and yields NaN, which only the GPU
+    /// suites (skipped without an adapter) would notice: check the switches by name here.
+    #[test]
+    fn every_unary_op_has_both_wgsl_cases() {
+        let src = Family::Unary.source();
+        for f in ["unary_f", "unary_df"] {
+            let b = body(src, f);
+            for op in UNARY_OPS {
+                let case = format!("OP_{}", op.name.to_uppercase());
+                assert!(
+                    b.contains(&format!("case {case}:")) || b.contains(&format!("case {case},")),
+                    "unary.wgsl: `{f}` has no `case {case}` for op `{}`",
+                    op.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_binary_op_has_float_and_int_wgsl_cases() {
+        let src = Family::Binary.source();
+        for f in ["binary_f", "binary_i"] {
+            let b = body(src, f);
+            for op in BINARY_OPS {
+                let case = format!("BIN_{}", op.name().to_uppercase());
+                assert!(b.contains(&format!("case {case}:")), "binary.wgsl: `{f}` has no `case {case}`");
+            }
+        }
+    }
+
+    /// Every family's module, as the backend assembles it (generated constants included),
+    /// parses and validates: an undeclared `OP_` name or a typo fails here, without a GPU.
+    /// Families whose kernels always take a prelude (matmul, reduce) are compiled by the GPU
+    /// suites with each of theirs.
+    #[test]
+    fn every_plain_module_parses_and_validates() {
+        for family in [
+            Family::Copy,
+            Family::Unary,
+            Family::Binary,
+            Family::Softmax,
+            Family::Norm,
+            Family::CrossEntropy,
+            Family::Index,
+            Family::Random,
+            Family::AdamW,
+        ] {
+            let src = format!("\n{}\n{}\n{}", family.constants(), COMMON, family.source());
+            let module = naga::front::wgsl::parse_str(&src)
+                .unwrap_or_else(|e| panic!("{}.wgsl: {}", family.name(), e.emit_to_string(&src)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{}.wgsl does not validate: {e:?}", family.name()));
+        }
     }
 }

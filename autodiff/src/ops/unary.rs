@@ -30,33 +30,18 @@ impl Tensor {
     }
 }
 
+/// `try_<op>` and `<op>` for each op of `plies_core::with_plain_unary_ops` (the table in
+/// core/src/op.rs), all with the one generic rule of `try_unary`.
 macro_rules! unary_ops {
-    ($($name:ident, $try:ident => $op:expr;)*) => {
+    ($($name:ident, $try:ident => $op:ident;)*) => {
         impl Tensor {
-            $(pub fn $try(&self) -> Result<Tensor> { self.try_unary($op) })*
+            $(pub fn $try(&self) -> Result<Tensor> { self.try_unary(UnaryOp::$op) })*
         }
         infallible! { $($name => $try();)* }
     };
 }
 
-unary_ops! {
-    neg, try_neg => UnaryOp::Neg;
-    abs, try_abs => UnaryOp::Abs;
-    sign, try_sign => UnaryOp::Sign;
-    log, try_log => UnaryOp::Log;
-    sqrt, try_sqrt => UnaryOp::Sqrt;
-    rsqrt, try_rsqrt => UnaryOp::Rsqrt;
-    recip, try_recip => UnaryOp::Recip;
-    sqr, try_sqr => UnaryOp::Sqr;
-    sin, try_sin => UnaryOp::Sin;
-    cos, try_cos => UnaryOp::Cos;
-    tanh, try_tanh => UnaryOp::Tanh;
-    sigmoid, try_sigmoid => UnaryOp::Sigmoid;
-    relu, try_relu => UnaryOp::Relu;
-    gelu, try_gelu => UnaryOp::GeluTanh;
-    gelu_erf, try_gelu_erf => UnaryOp::GeluErf;
-    silu, try_silu => UnaryOp::Silu;
-}
+plies_core::with_plain_unary_ops!(unary_ops);
 
 impl Tensor {
     pub fn try_powf(&self, e: f64) -> Result<Tensor> {

@@ -5,8 +5,8 @@ use crate::shape::{Axes, Axis};
 use crate::{BinaryOp, DType, Error, ReduceOp, Result, Shape, UnaryOp};
 
 macro_rules! unary_methods {
-    ($($name:ident => $op:expr),* $(,)?) => {
-        $(pub fn $name(&self) -> Result<Array> { self.unary($op) })*
+    ($($name:ident, $try:ident => $op:ident;)*) => {
+        $(pub fn $name(&self) -> Result<Array> { self.unary(UnaryOp::$op) })*
     };
 }
 
@@ -29,12 +29,11 @@ impl Array {
         Ok(Array::from_storage(s, self.shape().clone()))
     }
 
-    unary_methods! {
-        neg => UnaryOp::Neg, abs => UnaryOp::Abs, sign => UnaryOp::Sign, exp => UnaryOp::Exp,
-        log => UnaryOp::Log, sqrt => UnaryOp::Sqrt, rsqrt => UnaryOp::Rsqrt, recip => UnaryOp::Recip,
-        sqr => UnaryOp::Sqr, sin => UnaryOp::Sin, cos => UnaryOp::Cos, tanh => UnaryOp::Tanh,
-        sigmoid => UnaryOp::Sigmoid, relu => UnaryOp::Relu, gelu => UnaryOp::GeluTanh,
-        gelu_erf => UnaryOp::GeluErf, silu => UnaryOp::Silu,
+    // One method per op of the table in op.rs without scalar parameters.
+    crate::with_plain_unary_ops!(unary_methods);
+
+    pub fn exp(&self) -> Result<Array> {
+        self.unary(UnaryOp::Exp)
     }
 
     /// `self * mul + add`.

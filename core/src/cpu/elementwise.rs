@@ -2,11 +2,8 @@
 //! and comparisons, and `where`.
 
 use super::strided::map2;
-use crate::{BinaryOp, FloatElement, Layout, UnaryOp};
+use crate::{BinaryOp, FloatElement, Layout, UnaryOp, GELU_TANH_C, GELU_TANH_K};
 
-/// Constants of the GELU approximations.
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-const GELU_C: f64 = 0.044_715;
 const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
@@ -93,7 +90,7 @@ pub(crate) fn unary_f<T: FloatElement>(op: UnaryOp, x: T) -> T {
             }
         }
         UnaryOp::GeluTanh => {
-            let inner = c::<T>(SQRT_2_OVER_PI) * (x + c::<T>(GELU_C) * x * x * x);
+            let inner = c::<T>(GELU_TANH_K) * (x + c::<T>(GELU_TANH_C) * x * x * x);
             half * x * (one + inner.tanh())
         }
         UnaryOp::GeluErf => half * x * (one + erf(x * c::<T>(FRAC_1_SQRT_2))),
@@ -151,8 +148,8 @@ pub(crate) fn unary_df<T: FloatElement>(op: UnaryOp, x: T) -> T {
             }
         }
         UnaryOp::GeluTanh => {
-            let k = c::<T>(SQRT_2_OVER_PI);
-            let a = c::<T>(GELU_C);
+            let k = c::<T>(GELU_TANH_K);
+            let a = c::<T>(GELU_TANH_C);
             let t = (k * (x + a * x * x * x)).tanh();
             half * (one + t) + half * x * (one - t * t) * k * (one + c::<T>(3.0) * a * x * x)
         }

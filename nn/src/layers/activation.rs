@@ -7,9 +7,11 @@ use plies_autodiff::{Result, Tensor};
 pub enum Activation {
     Identity,
     Relu,
-    /// GELU with the tanh approximation (GPT-2's; PyTorch `GELU(approximate="tanh")`).
-    Gelu,
-    /// Exact GELU (PyTorch's default `GELU()`).
+    /// GELU with the tanh approximation (GPT-2's; PyTorch `GELU(approximate="tanh")`),
+    /// named `"gelu_tanh"` in configurations.
+    GeluTanh,
+    /// Exact GELU (PyTorch's default `GELU()`), named `"gelu"` in configurations as in
+    /// PyTorch and HF configs.
     GeluErf,
     Tanh,
     Sigmoid,
@@ -21,12 +23,36 @@ impl Activation {
         match self {
             Activation::Identity => Ok(x.clone()),
             Activation::Relu => x.try_relu(),
-            Activation::Gelu => x.try_gelu(),
+            Activation::GeluTanh => x.try_gelu_tanh(),
             Activation::GeluErf => x.try_gelu_erf(),
             Activation::Tanh => x.try_tanh(),
             Activation::Sigmoid => x.try_sigmoid(),
             Activation::Silu => x.try_silu(),
         }
+    }
+}
+
+/// Configuration names (checkpoint metadata, JSON configs), PyTorch's where it has one:
+/// `"gelu"` is the exact form, as `torch.nn.GELU()` and HF's `hidden_act: "gelu"`.
+const NAMES: &[(Activation, &str)] = &[
+    (Activation::Identity, "identity"),
+    (Activation::Relu, "relu"),
+    (Activation::GeluTanh, "gelu_tanh"),
+    (Activation::GeluErf, "gelu"),
+    (Activation::Tanh, "tanh"),
+    (Activation::Sigmoid, "sigmoid"),
+    (Activation::Silu, "silu"),
+];
+
+impl Activation {
+    /// The configuration name (see [`Activation::from_name`]).
+    pub fn name(&self) -> &'static str {
+        NAMES.iter().find(|(a, _)| a == self).map(|(_, n)| *n).expect("every activation has a name")
+    }
+
+    /// The activation a configuration names, or `None`.
+    pub fn from_name(name: &str) -> Option<Activation> {
+        NAMES.iter().find(|(_, n)| *n == name).map(|(a, _)| *a)
     }
 }
 

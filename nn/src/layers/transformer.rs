@@ -38,22 +38,14 @@ impl GptConfig {
             n_head: 4,
             mlp_ratio: 4,
             dropout: 0.0,
-            activation: Activation::Gelu,
+            activation: Activation::GeluTanh,
             ln_eps: 1e-5,
         }
     }
 
     /// The configuration as a JSON object (stored in checkpoint metadata).
     pub fn to_json(&self) -> String {
-        let act = match self.activation {
-            Activation::Gelu => "gelu_tanh",
-            Activation::GeluErf => "gelu",
-            Activation::Relu => "relu",
-            Activation::Silu => "silu",
-            Activation::Tanh => "tanh",
-            Activation::Sigmoid => "sigmoid",
-            Activation::Identity => "identity",
-        };
+        let act = self.activation.name();
         serde_json::json!({
             "model": "gpt",
             "vocab_size": self.vocab_size,
@@ -79,16 +71,8 @@ impl GptConfig {
                 .ok_or_else(|| bad(format!("missing or invalid `{k}`")))
         };
         let float = |k: &str| v.get(k).and_then(|x| x.as_f64()).ok_or_else(|| bad(format!("missing or invalid `{k}`")));
-        let activation = match v.get("activation").and_then(|a| a.as_str()).unwrap_or("gelu_tanh") {
-            "gelu_tanh" => Activation::Gelu,
-            "gelu" => Activation::GeluErf,
-            "relu" => Activation::Relu,
-            "silu" => Activation::Silu,
-            "tanh" => Activation::Tanh,
-            "sigmoid" => Activation::Sigmoid,
-            "identity" => Activation::Identity,
-            other => return Err(bad(format!("unknown activation `{other}`"))),
-        };
+        let name = v.get("activation").and_then(|a| a.as_str()).unwrap_or("gelu_tanh");
+        let activation = Activation::from_name(name).ok_or_else(|| bad(format!("unknown activation `{name}`")))?;
         Ok(GptConfig {
             vocab_size: int("vocab_size")?,
             context: int("context")?,

@@ -9,48 +9,14 @@ use crate::storage::GpuStorage;
 use plies_core::backend::{Storage, View};
 use plies_core::{BinaryOp, DType, Error, Layout, Result, UnaryOp};
 
+/// The op code (from core's table) and the op's two scalar parameters.
 fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
-    match op {
-        UnaryOp::Neg => (0, 0.0, 0.0),
-        UnaryOp::Abs => (1, 0.0, 0.0),
-        UnaryOp::Sign => (2, 0.0, 0.0),
-        UnaryOp::Exp => (3, 0.0, 0.0),
-        UnaryOp::Log => (4, 0.0, 0.0),
-        UnaryOp::Sqrt => (5, 0.0, 0.0),
-        UnaryOp::Rsqrt => (6, 0.0, 0.0),
-        UnaryOp::Recip => (7, 0.0, 0.0),
-        UnaryOp::Sqr => (8, 0.0, 0.0),
-        UnaryOp::Sin => (9, 0.0, 0.0),
-        UnaryOp::Cos => (10, 0.0, 0.0),
-        UnaryOp::Tanh => (11, 0.0, 0.0),
-        UnaryOp::Sigmoid => (12, 0.0, 0.0),
-        UnaryOp::Relu => (13, 0.0, 0.0),
-        UnaryOp::GeluTanh => (14, 0.0, 0.0),
-        UnaryOp::GeluErf => (15, 0.0, 0.0),
-        UnaryOp::Silu => (16, 0.0, 0.0),
-        UnaryOp::Affine { mul, add } => (17, mul as f32, add as f32),
-        UnaryOp::Powf(e) => (18, e as f32, 0.0),
-        UnaryOp::MaxScalar(v) => (19, v as f32, 0.0),
-        UnaryOp::MinScalar(v) => (20, v as f32, 0.0),
-    }
-}
-
-fn binary_code(op: BinaryOp) -> u32 {
-    match op {
-        BinaryOp::Add => 0,
-        BinaryOp::Sub => 1,
-        BinaryOp::Mul => 2,
-        BinaryOp::Div => 3,
-        BinaryOp::Pow => 4,
-        BinaryOp::Maximum => 5,
-        BinaryOp::Minimum => 6,
-        BinaryOp::Eq => 7,
-        BinaryOp::Ne => 8,
-        BinaryOp::Lt => 9,
-        BinaryOp::Le => 10,
-        BinaryOp::Gt => 11,
-        BinaryOp::Ge => 12,
-    }
+    let (a, b) = match op {
+        UnaryOp::Affine { mul, add } => (mul as f32, add as f32),
+        UnaryOp::Powf(v) | UnaryOp::MaxScalar(v) | UnaryOp::MinScalar(v) => (v as f32, 0.0),
+        _ => (0.0, 0.0),
+    };
+    (op.code(), a, b)
 }
 
 impl GpuBackend {
@@ -151,7 +117,7 @@ impl GpuBackend {
             _ => ("binary_i32", [4, 5, 6]),
         };
         let out = self.output(op.name(), n, lhs.dtype())?;
-        let p = Params::new(n).op(binary_code(op)).views(&[lhs.layout, rhs.layout]);
+        let p = Params::new(n).op(op.code()).views(&[lhs.layout, rhs.layout]);
         self.run(
             &Kernel::new(Family::Binary, entry),
             &p,

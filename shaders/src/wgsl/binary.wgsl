@@ -47,19 +47,19 @@ fn pow_ff(v: f32, e: f32) -> f32 {
 
 fn binary_f(op: u32, p: f32, q: f32) -> f32 {
     switch op {
-        case 0u: { return p + q; }
-        case 1u: { return p - q; }
-        case 2u: { return p * q; }
-        case 3u: { return p / q; }
-        case 4u: { return pow_ff(p, q); }
-        case 5u: { return select(q, p, p >= q || is_nan(q)); }
-        case 6u: { return select(q, p, p <= q || is_nan(q)); }
-        case 7u: { return select(0.0, 1.0, p == q); }
-        case 8u: { return select(0.0, 1.0, p != q); }
-        case 9u: { return select(0.0, 1.0, p < q); }
-        case 10u: { return select(0.0, 1.0, p <= q); }
-        case 11u: { return select(0.0, 1.0, p > q); }
-        case 12u: { return select(0.0, 1.0, p >= q); }
+        case BIN_ADD: { return p + q; }
+        case BIN_SUB: { return p - q; }
+        case BIN_MUL: { return p * q; }
+        case BIN_DIV: { return p / q; }
+        case BIN_POW: { return pow_ff(p, q); }
+        case BIN_MAXIMUM: { return select(q, p, p >= q || is_nan(q)); }
+        case BIN_MINIMUM: { return select(q, p, p <= q || is_nan(q)); }
+        case BIN_EQ: { return select(0.0, 1.0, p == q); }
+        case BIN_NE: { return select(0.0, 1.0, p != q); }
+        case BIN_LT: { return select(0.0, 1.0, p < q); }
+        case BIN_LE: { return select(0.0, 1.0, p <= q); }
+        case BIN_GT: { return select(0.0, 1.0, p > q); }
+        case BIN_GE: { return select(0.0, 1.0, p >= q); }
         default: { return nan(); }
     }
 }
@@ -87,20 +87,20 @@ fn pow_i(base: i32, e: i32) -> i32 {
 
 fn binary_i(op: u32, p: i32, q: i32) -> i32 {
     switch op {
-        case 0u: { return p + q; }
-        case 1u: { return p - q; }
-        case 2u: { return p * q; }
+        case BIN_ADD: { return p + q; }
+        case BIN_SUB: { return p - q; }
+        case BIN_MUL: { return p * q; }
         // WGSL defines p / 0 as p; the CPU backend gives 0. MIN / -1 wraps to MIN in both.
-        case 3u: { return select(p / q, 0, q == 0); }
-        case 4u: { return pow_i(p, q); }
-        case 5u: { return max(p, q); }
-        case 6u: { return min(p, q); }
-        case 7u: { return select(0, 1, p == q); }
-        case 8u: { return select(0, 1, p != q); }
-        case 9u: { return select(0, 1, p < q); }
-        case 10u: { return select(0, 1, p <= q); }
-        case 11u: { return select(0, 1, p > q); }
-        case 12u: { return select(0, 1, p >= q); }
+        case BIN_DIV: { return select(p / q, 0, q == 0); }
+        case BIN_POW: { return pow_i(p, q); }
+        case BIN_MAXIMUM: { return max(p, q); }
+        case BIN_MINIMUM: { return min(p, q); }
+        case BIN_EQ: { return select(0, 1, p == q); }
+        case BIN_NE: { return select(0, 1, p != q); }
+        case BIN_LT: { return select(0, 1, p < q); }
+        case BIN_LE: { return select(0, 1, p <= q); }
+        case BIN_GT: { return select(0, 1, p > q); }
+        case BIN_GE: { return select(0, 1, p >= q); }
         default: { return 0; }
     }
 }

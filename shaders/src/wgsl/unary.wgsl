@@ -1,6 +1,8 @@
 // Elementwise ops of one operand, the value and the derivative side by side (as in the CPU
 // backend's elementwise.rs). The op code selects the function; it is uniform across the
-// dispatch, so the switch costs no divergence.
+// dispatch, so the switch costs no divergence. The codes (OP_NEG ...) and GELU_TANH_K /
+// GELU_TANH_C are generated from core's op table (core/src/op.rs) and prepended; an op
+// missing from a switch fails the test `every_unary_op_has_both_wgsl_cases`.
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> gr: array<f32>;
@@ -8,8 +10,6 @@
 @group(0) @binding(4) var<storage, read> xi: array<i32>;
 @group(0) @binding(5) var<storage, read_write> outi: array<i32>;
 
-const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
-const GELU_C: f32 = 0.044715;
 const FRAC_1_SQRT_2: f32 = 0.7071067811865476;
 const FRAC_1_SQRT_2PI: f32 = 0.3989422804014327;
 
@@ -77,30 +77,30 @@ fn pow_f(v: f32, e: f32) -> f32 {
 
 fn unary_f(op: u32, v: f32) -> f32 {
     switch op {
-        case 0u: { return -v; }
-        case 1u: { return abs(v); }
-        case 2u: { return select(select(0.0, -1.0, v < 0.0), 1.0, v > 0.0); }
-        case 3u: { return exp(v); }
-        case 4u: { return log(v); }
-        case 5u: { return sqrt(v); }
-        case 6u: { return 1.0 / sqrt(v); }
-        case 7u: { return 1.0 / v; }
-        case 8u: { return v * v; }
-        case 9u: { return sin(v); }
-        case 10u: { return cos(v); }
-        case 11u: { return tanh_s(v); }
-        case 12u: { return sigmoid(v); }
-        case 13u: { return select(0.0, v, v > 0.0); }
-        case 14u: {
-            let inner = SQRT_2_OVER_PI * (v + GELU_C * v * v * v);
+        case OP_NEG: { return -v; }
+        case OP_ABS: { return abs(v); }
+        case OP_SIGN: { return select(select(0.0, -1.0, v < 0.0), 1.0, v > 0.0); }
+        case OP_EXP: { return exp(v); }
+        case OP_LOG: { return log(v); }
+        case OP_SQRT: { return sqrt(v); }
+        case OP_RSQRT: { return 1.0 / sqrt(v); }
+        case OP_RECIP: { return 1.0 / v; }
+        case OP_SQR: { return v * v; }
+        case OP_SIN: { return sin(v); }
+        case OP_COS: { return cos(v); }
+        case OP_TANH: { return tanh_s(v); }
+        case OP_SIGMOID: { return sigmoid(v); }
+        case OP_RELU: { return select(0.0, v, v > 0.0); }
+        case OP_GELU_TANH: {
+            let inner = GELU_TANH_K * (v + GELU_TANH_C * v * v * v);
             return 0.5 * v * (1.0 + tanh_s(inner));
         }
-        case 15u: { return 0.5 * v * (1.0 + erf_f(v * FRAC_1_SQRT_2)); }
-        case 16u: { return v * sigmoid(v); }
-        case 17u: { return v * scalar(0u) + scalar(1u); }
-        case 18u: { return pow_f(v, scalar(0u)); }
-        case 19u: { return select(scalar(0u), v, v > scalar(0u)); }
-        case 20u: { return select(scalar(0u), v, v < scalar(0u)); }
+        case OP_GELU_ERF: { return 0.5 * v * (1.0 + erf_f(v * FRAC_1_SQRT_2)); }
+        case OP_SILU: { return v * sigmoid(v); }
+        case OP_AFFINE: { return v * scalar(0u) + scalar(1u); }
+        case OP_POWF: { return pow_f(v, scalar(0u)); }
+        case OP_MAX_SCALAR: { return select(scalar(0u), v, v > scalar(0u)); }
+        case OP_MIN_SCALAR: { return select(scalar(0u), v, v < scalar(0u)); }
         default: { return nan(); }
     }
 }
@@ -108,43 +108,43 @@ fn unary_f(op: u32, v: f32) -> f32 {
 // The derivative at v (subgradient 0 at kinks, like PyTorch).
 fn unary_df(op: u32, v: f32) -> f32 {
     switch op {
-        case 0u: { return -1.0; }
-        case 1u: { return unary_f(2u, v); }
-        case 2u: { return 0.0; }
-        case 3u: { return exp(v); }
-        case 4u: { return 1.0 / v; }
-        case 5u: { return 0.5 / sqrt(v); }
-        case 6u: { return -0.5 / (v * sqrt(v)); }
-        case 7u: { return -1.0 / (v * v); }
-        case 8u: { return v + v; }
-        case 9u: { return cos(v); }
-        case 10u: { return -sin(v); }
-        case 11u: {
+        case OP_NEG: { return -1.0; }
+        case OP_ABS: { return unary_f(OP_SIGN, v); }
+        case OP_SIGN: { return 0.0; }
+        case OP_EXP: { return exp(v); }
+        case OP_LOG: { return 1.0 / v; }
+        case OP_SQRT: { return 0.5 / sqrt(v); }
+        case OP_RSQRT: { return -0.5 / (v * sqrt(v)); }
+        case OP_RECIP: { return -1.0 / (v * v); }
+        case OP_SQR: { return v + v; }
+        case OP_SIN: { return cos(v); }
+        case OP_COS: { return -sin(v); }
+        case OP_TANH: {
             let t = tanh_s(v);
             return 1.0 - t * t;
         }
-        case 12u: {
+        case OP_SIGMOID: {
             let s = sigmoid(v);
             return s * (1.0 - s);
         }
-        case 13u: { return select(0.0, 1.0, v > 0.0); }
-        case 14u: {
-            let t = tanh_s(SQRT_2_OVER_PI * (v + GELU_C * v * v * v));
-            return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * v * v);
+        case OP_RELU: { return select(0.0, 1.0, v > 0.0); }
+        case OP_GELU_TANH: {
+            let t = tanh_s(GELU_TANH_K * (v + GELU_TANH_C * v * v * v));
+            return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * GELU_TANH_K * (1.0 + 3.0 * GELU_TANH_C * v * v);
         }
-        case 15u: {
+        case OP_GELU_ERF: {
             let cdf = 0.5 * (1.0 + erf_f(v * FRAC_1_SQRT_2));
             let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * v * v);
             return cdf + v * pdf;
         }
-        case 16u: {
+        case OP_SILU: {
             let s = sigmoid(v);
             return s * (1.0 + v * (1.0 - s));
         }
-        case 17u: { return scalar(0u); }
-        case 18u: { return scalar(0u) * pow_f(v, scalar(0u) - 1.0); }
-        case 19u: { return select(0.0, 1.0, v > scalar(0u)); }
-        case 20u: { return select(0.0, 1.0, v < scalar(0u)); }
+        case OP_AFFINE: { return scalar(0u); }
+        case OP_POWF: { return scalar(0u) * pow_f(v, scalar(0u) - 1.0); }
+        case OP_MAX_SCALAR: { return select(0.0, 1.0, v > scalar(0u)); }
+        case OP_MIN_SCALAR: { return select(0.0, 1.0, v < scalar(0u)); }
         default: { return nan(); }
     }
 }
@@ -168,7 +168,7 @@ fn unary_grad_f32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
 }
 
-// Integer neg (op 0) and abs (op 1), wrapping like Rust's wrapping_neg / wrapping_abs.
+// Integer neg and abs, wrapping like Rust's wrapping_neg / wrapping_abs.
 @compute @workgroup_size(256)
 fn unary_i32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = prm[0];
@@ -176,6 +176,6 @@ fn unary_i32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     for (var i = gid.x; i < n; i = i + grid_step(nwg)) {
         let v = xi[strided(i, 0u)];
         let neg = bitcast<i32>(0u - bitcast<u32>(v));
-        outi[i] = select(select(v, neg, v < 0), neg, op == 0u);
+        outi[i] = select(select(v, neg, v < 0), neg, op == OP_NEG);
     }
 }

@@ -36,9 +36,9 @@ const ERFC_P: [f32; 11] = [
 /// 1 / sqrt(2 pi).
 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
-/// sqrt(2/pi) and the cubic coefficient of GELU's tanh approximation.
-const GELU_K: f32 = 0.797_884_6;
-const GELU_C: f32 = 0.044_715;
+/// GELU's tanh-approximation constants (core's `GELU_TANH_K`, `GELU_TANH_C`) in f32.
+const GELU_K: f32 = crate::GELU_TANH_K as f32;
+const GELU_C: f32 = crate::GELU_TANH_C as f32;
 
 #[inline(always)]
 fn splat(v: f32) -> __m256 {
