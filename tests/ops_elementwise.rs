@@ -64,6 +64,8 @@ const UNARY: &[Unary] = &[
         reference: |x| 0.5 * x * (1.0 + erf_ref(x / std::f64::consts::SQRT_2)),
     },
     Unary { name: "silu", op: |x| x.try_silu(), domain: |u| 5.0 * u, reference: |x| x * sigmoid(x) },
+    // The textbook form: fine in f64 on this domain, and independent of the kernels' log1p.
+    Unary { name: "softplus", op: |x| x.try_softplus(), domain: |u| 6.0 * u, reference: |x| (1.0 + x.exp()).ln() },
     Unary { name: "affine", op: |x| x.try_affine(1.5, -0.25), domain: |u| 3.0 * u, reference: |x| 1.5 * x - 0.25 },
     Unary { name: "add_scalar", op: |x| x.try_add_scalar(0.7), domain: |u| 3.0 * u, reference: |x| x + 0.7 },
     Unary { name: "mul_scalar", op: |x| x.try_mul_scalar(-2.5), domain: |u| 3.0 * u, reference: |x| -2.5 * x },

@@ -97,6 +97,9 @@ unary_table! {
     /// `min(x, v)`.
     MinScalar(f64) = 20, "min_scalar", example UnaryOp::MinScalar(-0.2), domain [-3.0, 3.0],
         kinks &[-0.2];
+    /// `log(1 + e^x)`, the smooth relu (PyTorch `softplus` with beta 1, without its
+    /// threshold: computed as `max(x, 0) + log1p(e^-|x|)`, which never overflows).
+    Softplus = 21, "softplus", example UnaryOp::Softplus, domain [-8.0, 8.0];
 }
 
 /// Calls `$m! { method, try_method => Variant; ... }` for the unary ops without scalar
@@ -119,6 +122,7 @@ macro_rules! with_plain_unary_ops {
             tanh, try_tanh => Tanh;
             sigmoid, try_sigmoid => Sigmoid;
             relu, try_relu => Relu;
+            softplus, try_softplus => Softplus;
             gelu_tanh, try_gelu_tanh => GeluTanh;
             gelu_erf, try_gelu_erf => GeluErf;
             silu, try_silu => Silu;

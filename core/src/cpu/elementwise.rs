@@ -95,6 +95,7 @@ pub(crate) fn unary_f<T: FloatElement>(op: UnaryOp, x: T) -> T {
         }
         UnaryOp::GeluErf => half * x * (one + erf(x * c::<T>(FRAC_1_SQRT_2))),
         UnaryOp::Silu => x * sigmoid(x),
+        UnaryOp::Softplus => x.max(zero) + (-x.abs()).exp().ln_1p(),
         UnaryOp::Affine { mul, add } => x * c::<T>(mul) + c::<T>(add),
         UnaryOp::Powf(e) => x.powf(c::<T>(e)),
         UnaryOp::MaxScalar(v) => {
@@ -162,6 +163,7 @@ pub(crate) fn unary_df<T: FloatElement>(op: UnaryOp, x: T) -> T {
             let s = sigmoid(x);
             s * (one + x * (one - s))
         }
+        UnaryOp::Softplus => sigmoid(x),
         UnaryOp::Affine { mul, .. } => c::<T>(mul),
         UnaryOp::Powf(e) => c::<T>(e) * x.powf(c::<T>(e - 1.0)),
         UnaryOp::MaxScalar(v) => {

@@ -35,6 +35,16 @@ fn erf_f(v: f32) -> f32 {
     return sign(v) * (1.0 - poly * exp(-z * z));
 }
 
+// log(1 + e) accurate for small e (WGSL has no log1p): the rounding of 1 + e cancels in
+// log(u) * e / (u - 1).
+fn log1p_s(e: f32) -> f32 {
+    let u = 1.0 + e;
+    if (u == 1.0) {
+        return e;
+    }
+    return log(u) * e / (u - 1.0);
+}
+
 fn is_int(e: f32) -> bool {
     return floor(e) == e;
 }
@@ -97,6 +107,7 @@ fn unary_f(op: u32, v: f32) -> f32 {
         }
         case OP_GELU_ERF: { return 0.5 * v * (1.0 + erf_f(v * FRAC_1_SQRT_2)); }
         case OP_SILU: { return v * sigmoid(v); }
+        case OP_SOFTPLUS: { return max(v, 0.0) + log1p_s(exp(-abs(v))); }
         case OP_AFFINE: { return v * scalar(0u) + scalar(1u); }
         case OP_POWF: { return pow_f(v, scalar(0u)); }
         case OP_MAX_SCALAR: { return select(scalar(0u), v, v > scalar(0u)); }
@@ -141,6 +152,7 @@ fn unary_df(op: u32, v: f32) -> f32 {
             let s = sigmoid(v);
             return s * (1.0 + v * (1.0 - s));
         }
+        case OP_SOFTPLUS: { return sigmoid(v); }
         case OP_AFFINE: { return scalar(0u); }
         case OP_POWF: { return scalar(0u) * pow_f(v, scalar(0u) - 1.0); }
         case OP_MAX_SCALAR: { return select(0.0, 1.0, v > scalar(0u)); }
