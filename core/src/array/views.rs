@@ -166,3 +166,36 @@ impl Array {
         self.split(&sizes, a)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Array, DType, Device};
+
+    #[test]
+    fn cat_copies_strided_and_broadcast_parts() {
+        let a = Array::from_vec((0..12).map(|v| v as f32).collect(), [3, 4], Device::Cpu).unwrap();
+        let at = a.t().unwrap(); // [4, 3], strided
+        let b = Array::from_vec(vec![100f32, 200., 300.], [1, 3], Device::Cpu).unwrap().broadcast_to([2, 3]).unwrap();
+        let c = Array::zeros([4, 3], DType::F32, Device::Cpu).unwrap().narrow(0, 1, 1).unwrap();
+        for axis in [0usize, 1] {
+            let parts: Vec<Array> = if axis == 0 {
+                vec![at.clone(), b.clone(), c.clone()]
+            } else {
+                vec![at.narrow(0, 0, 2).unwrap(), b.clone()]
+            };
+            let got = Array::cat(&parts.iter().collect::<Vec<_>>(), axis).unwrap();
+            let rows: Vec<Vec<f32>> = parts
+                .iter()
+                .map(|p| p.to_vec::<f32>().unwrap().chunks(p.dims()[1]).map(<[f32]>::to_vec).collect::<Vec<_>>())
+                .fold(Vec::new(), |mut acc: Vec<Vec<f32>>, rows| {
+                    if axis == 0 || acc.is_empty() {
+                        acc.extend(rows);
+                    } else {
+                        acc.iter_mut().zip(rows).for_each(|(a, r)| a.extend(r));
+                    }
+                    acc
+                });
+            assert_eq!(got.to_vec::<f32>().unwrap(), rows.concat(), "axis {axis}");
+        }
+    }
+}
