@@ -22,7 +22,7 @@ pub struct AdapterEntry {
 impl AdapterEntry {
     /// A software rasteriser on the CPU (lavapipe, WARP, SwiftShader): good for testing
     /// the kernels, never chosen by default.
-    pub fn is_cpu(&self) -> bool {
+    pub fn is_software(&self) -> bool {
         self.info.device_type == DeviceType::Cpu
     }
 
@@ -129,5 +129,5 @@ pub fn adapters() -> &'static [AdapterEntry] {
 
 /// The index of the best real (non-software) GPU, if there is one.
 pub fn best_real_gpu() -> Option<usize> {
-    adapters().iter().position(|e| !e.is_cpu())
+    adapters().iter().position(|e| !e.is_software())
 }

@@ -11,7 +11,7 @@ fn boxed(s: crate::storage::GpuStorage) -> StorageBox {
 
 impl Backend for GpuBackend {
     fn device(&self) -> Device {
-        self.dev()
+        self.plies_device()
     }
 
     fn name(&self) -> String {

@@ -47,7 +47,7 @@ impl GpuBackend {
             CpuData::F32(v) => (bytemuck::cast_slice(v), DType::F32),
             CpuData::I32(v) => (bytemuck::cast_slice(v), DType::I32),
             CpuData::F64(_) => {
-                return Err(Error::UnsupportedDType { op: "upload", dtype: DType::F64, device: self.dev() })
+                return Err(Error::UnsupportedDType { op: "upload", dtype: DType::F64, device: self.plies_device() })
             }
         };
         let len = data.data().len();
@@ -76,7 +76,7 @@ impl GpuBackend {
         }
         // need <= DATA_AT + CHUNK; small first requests still get a useful buffer.
         let size = need.max(DATA_AT + (1 << 20));
-        let b = self.device.create_buffer(&wgpu::BufferDescriptor {
+        let b = self.wgpu.create_buffer(&wgpu::BufferDescriptor {
             label: Some("plies readback"),
             size,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -176,7 +176,7 @@ impl GpuBackend {
         Ok(CpuStorage::new(match x.dtype() {
             DType::F32 => CpuData::F32(self.download_vec(x)?),
             DType::I32 => CpuData::I32(self.download_vec(x)?),
-            d => return Err(Error::UnsupportedDType { op: "download", dtype: d, device: self.dev() }),
+            d => return Err(Error::UnsupportedDType { op: "download", dtype: d, device: self.plies_device() }),
         }))
     }
 

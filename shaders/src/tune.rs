@@ -88,11 +88,11 @@ fn parse_config(s: &str) -> Option<MatmulConfig> {
 }
 
 impl Autotuner {
-    pub(crate) fn new(info: &wgpu::AdapterInfo, is_cpu: bool) -> Self {
+    pub(crate) fn new(info: &wgpu::AdapterInfo, is_software: bool) -> Self {
         let enabled = match std::env::var("PLIES_AUTOTUNE").as_deref() {
             Ok("0") => false,
             Ok("1") => true,
-            _ => !is_cpu,
+            _ => !is_software,
         };
         let file = cache_file(info);
         let mut choices = HashMap::new();

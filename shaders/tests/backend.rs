@@ -177,7 +177,7 @@ fn pool_reuses_buffers_and_stays_bounded() -> Result<()> {
 #[test]
 fn every_matmul_tile_is_correct() -> Result<()> {
     let Some(g) = gpu() else { return Ok(()) };
-    let dev = g.dev();
+    let dev = g.plies_device();
     let (m, k, n) = (67, 45, 131);
     let a = Array::from_vec(seq(m * k), [m, k], dev)?;
     let bt = Array::from_vec(seq(n * k), [n, k], dev)?.t()?;
@@ -218,7 +218,7 @@ fn too_large_names_the_limit() -> Result<()> {
     let Some(g) = gpu() else { return Ok(()) };
     let limit = g.wgpu_device().limits().max_storage_buffer_binding_size.min(g.wgpu_device().limits().max_buffer_size);
     let n = (limit / 4 + 1) as usize;
-    let err = Array::zeros([n], DType::F32, g.dev()).unwrap_err();
+    let err = Array::zeros([n], DType::F32, g.plies_device()).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::TooLarge { .. }), "{msg}");
     assert!(msg.contains(&limit.to_string()) && msg.contains("max_"), "{msg}");
@@ -228,9 +228,9 @@ fn too_large_names_the_limit() -> Result<()> {
 #[test]
 fn f64_is_refused_with_the_op_name() -> Result<()> {
     let Some(g) = gpu() else { return Ok(()) };
-    let e = Array::from_vec(vec![1.0f64, 2.0], [2], g.dev()).unwrap_err();
-    assert_eq!(e.to_string(), format!("upload does not support dtype f64 on {}", g.dev()));
-    let x = Array::from_vec(vec![1.0f32, 2.0], [2], g.dev())?;
+    let e = Array::from_vec(vec![1.0f64, 2.0], [2], g.plies_device()).unwrap_err();
+    assert_eq!(e.to_string(), format!("upload does not support dtype f64 on {}", g.plies_device()));
+    let x = Array::from_vec(vec![1.0f32, 2.0], [2], g.plies_device())?;
     assert!(x.to_dtype(DType::F64).unwrap_err().to_string().contains("f64"));
     Ok(())
 }

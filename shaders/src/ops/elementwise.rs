@@ -32,7 +32,7 @@ impl GpuBackend {
     }
 
     pub(crate) fn copy_into_view(&self, src: View, dst: &mut dyn Storage, dst_layout: &Layout) -> Result<()> {
-        let s = self.gs("copy_into", src)?;
+        let s = self.storage_of("copy_into", src)?;
         let d = dst
             .as_any()
             .downcast_ref::<GpuStorage>()
@@ -56,9 +56,9 @@ impl GpuBackend {
             (a, b) if a == b => return self.copy_strided("cast", x),
             (DType::F32, DType::I32) => "cast_f32_i32",
             (DType::I32, DType::F32) => "cast_i32_f32",
-            (a, _) => return Err(Error::UnsupportedDType { op: "cast", dtype: a, device: self.dev() }),
+            (a, _) => return Err(Error::UnsupportedDType { op: "cast", dtype: a, device: self.plies_device() }),
         };
-        let s = self.gs("cast", x)?;
+        let s = self.storage_of("cast", x)?;
         let n = x.layout.elem_count();
         let out = self.output("cast", n, dtype)?;
         let p = Params::new(n).views(&[x.layout]);
@@ -67,13 +67,13 @@ impl GpuBackend {
     }
 
     pub(crate) fn unary_view(&self, op: UnaryOp, x: View) -> Result<GpuStorage> {
-        let s = self.gs(op.name(), x)?;
+        let s = self.storage_of(op.name(), x)?;
         let n = x.layout.elem_count();
         let (code, a, b) = unary_code(op);
         let (entry, binds) = match x.dtype() {
             DType::F32 => ("unary_f32", (1, 3)),
             DType::I32 if matches!(op, UnaryOp::Neg | UnaryOp::Abs) => ("unary_i32", (4, 5)),
-            d => return Err(Error::UnsupportedDType { op: op.name(), dtype: d, device: self.dev() }),
+            d => return Err(Error::UnsupportedDType { op: op.name(), dtype: d, device: self.plies_device() }),
         };
         let out = self.output(op.name(), n, x.dtype())?;
         let p = Params::new(n).op(code).scalar(0, a).scalar(1, b).views(&[x.layout]);
@@ -91,7 +91,7 @@ impl GpuBackend {
         if grad.dtype() != x.dtype() {
             return Err(Error::DTypeMismatch { op: op.name(), lhs: x.dtype(), rhs: grad.dtype() });
         }
-        let (sx, sg) = (self.gs(op.name(), x)?, self.gs(op.name(), grad)?);
+        let (sx, sg) = (self.storage_of(op.name(), x)?, self.storage_of(op.name(), grad)?);
         let n = x.layout.elem_count();
         let (code, a, b) = unary_code(op);
         let out = self.output(op.name(), n, DType::F32)?;
@@ -110,7 +110,7 @@ impl GpuBackend {
             return Err(Error::DTypeMismatch { op: op.name(), lhs: lhs.dtype(), rhs: rhs.dtype() });
         }
         self.supported(op.name(), lhs.dtype())?;
-        let (sa, sb) = (self.gs(op.name(), lhs)?, self.gs(op.name(), rhs)?);
+        let (sa, sb) = (self.storage_of(op.name(), lhs)?, self.storage_of(op.name(), rhs)?);
         let n = lhs.layout.elem_count();
         let (entry, binds) = match lhs.dtype() {
             DType::F32 => ("binary_f32", [1, 2, 3]),
@@ -133,7 +133,8 @@ impl GpuBackend {
         }
         self.supported("where", on_true.dtype())?;
         self.supported("where", cond.dtype())?;
-        let (sc, st, sf) = (self.gs("where", cond)?, self.gs("where", on_true)?, self.gs("where", on_false)?);
+        let (sc, st, sf) =
+            (self.storage_of("where", cond)?, self.storage_of("where", on_true)?, self.storage_of("where", on_false)?);
         let n = cond.layout.elem_count();
         let out = self.output("where", n, on_true.dtype())?;
         let p = Params::new(n).flags((cond.dtype() == DType::F32) as u32).views(&[

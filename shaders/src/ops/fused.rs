@@ -44,7 +44,7 @@ impl GpuBackend {
 
     pub(crate) fn softmax_view(&self, x: View, log: bool) -> Result<GpuStorage> {
         self.rows_check("softmax", &[x])?;
-        let s = self.gs("softmax", x)?;
+        let s = self.storage_of("softmax", x)?;
         let (rows, cols, p) = rows_params(&[x.layout]);
         let out = self.output("softmax", rows * cols, DType::F32)?;
         let p = p.flags(log as u32);
@@ -59,7 +59,7 @@ impl GpuBackend {
 
     pub(crate) fn softmax_grad_view(&self, y: View, grad: View, log: bool) -> Result<GpuStorage> {
         self.rows_check("softmax_grad", &[y, grad])?;
-        let (sy, sg) = (self.gs("softmax_grad", y)?, self.gs("softmax_grad", grad)?);
+        let (sy, sg) = (self.storage_of("softmax_grad", y)?, self.storage_of("softmax_grad", grad)?);
         let (rows, cols, p) = rows_params(&[y.layout, grad.layout]);
         let out = self.output("softmax_grad", rows * cols, DType::F32)?;
         let p = p.flags(log as u32);
@@ -82,7 +82,7 @@ impl GpuBackend {
     ) -> Result<NormOut> {
         let op = "norm";
         self.rows_check(op, &[x])?;
-        let sx = self.gs(op, x)?;
+        let sx = self.storage_of(op, x)?;
         let w = weight.map(|w| self.dense(op, w)).transpose()?;
         let b = bias.map(|b| self.dense(op, b)).transpose()?;
         let (rows, cols, p) = rows_params(&[x.layout]);
@@ -121,7 +121,7 @@ impl GpuBackend {
     ) -> Result<NormGrads> {
         let op = "norm_grad";
         self.rows_check(op, &[x, grad, rstd])?;
-        let (sx, sg) = (self.gs(op, x)?, self.gs(op, grad)?);
+        let (sx, sg) = (self.storage_of(op, x)?, self.storage_of(op, grad)?);
         let w = weight.map(|w| self.dense(op, w)).transpose()?;
         let layer = kind == NormKind::Layer;
         let mean = if layer {
@@ -200,7 +200,7 @@ impl GpuBackend {
         if targets.dtype() != DType::I32 {
             return Err(Error::invalid(op, format!("targets must be i32, got {}", targets.dtype())));
         }
-        let sx = self.gs(op, logits)?;
+        let sx = self.storage_of(op, logits)?;
         let t = self.dense(op, targets)?;
         let (rows, _, p) = self.ce_params(logits, &opts);
         let loss = self.output(op, rows, DType::F32)?;
@@ -225,7 +225,7 @@ impl GpuBackend {
     ) -> Result<GpuStorage> {
         let op = "cross_entropy_grad";
         self.rows_check(op, &[logits, lse, grad])?;
-        let sx = self.gs(op, logits)?;
+        let sx = self.storage_of(op, logits)?;
         let t = self.dense(op, targets)?;
         let l = self.dense(op, lse)?;
         let g = self.dense(op, grad)?;

@@ -45,7 +45,7 @@ impl GpuBackend {
     ) -> Result<GpuStorage> {
         self.supported(op, x.dtype())?;
         self.check_index(op, idx)?;
-        let (sx, si) = (self.gs(op, x)?, self.gs(op, idx)?);
+        let (sx, si) = (self.storage_of(op, x)?, self.storage_of(op, idx)?);
         let n: usize = dims.iter().product();
         let out = self.output(op, n, x.dtype())?;
         let istr = index_strides(idx, dims.len(), axis);
@@ -81,7 +81,7 @@ impl GpuBackend {
         if base.dtype() != src.dtype() {
             return Err(Error::DTypeMismatch { op, lhs: base.dtype(), rhs: src.dtype() });
         }
-        let (ss, si) = (self.gs(op, src)?, self.gs(op, idx)?);
+        let (ss, si) = (self.storage_of(op, src)?, self.storage_of(op, idx)?);
         let out = self.copy_strided(op, base)?;
         let dims = src.layout.dims();
         let n = src.layout.elem_count();

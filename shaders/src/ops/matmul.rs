@@ -127,7 +127,7 @@ impl GpuBackend {
     pub(crate) fn matmul_view(&self, lhs: View, rhs: View) -> Result<GpuStorage> {
         self.float_only("matmul", lhs.dtype())?;
         self.float_only("matmul", rhs.dtype())?;
-        let (sa, sb) = (self.gs("matmul", lhs)?, self.gs("matmul", rhs)?);
+        let (sa, sb) = (self.storage_of("matmul", lhs)?, self.storage_of("matmul", rhs)?);
         let p = MatmulProblem::new(lhs.layout, rhs.layout);
         let out = self.output("matmul", p.batch * p.m * p.n, DType::F32)?;
         if p.batch * p.m * p.n == 0 {
@@ -183,7 +183,7 @@ impl GpuBackend {
                 rhs: rhs.shape().clone(),
             });
         }
-        let (sa, sb) = (self.gs("matmul", lhs.view())?, self.gs("matmul", rhs.view())?);
+        let (sa, sb) = (self.storage_of("matmul", lhs.view())?, self.storage_of("matmul", rhs.view())?);
         let p = MatmulProblem::new(la, lb);
         let out = self.output("matmul", p.batch * p.m * p.n, DType::F32)?;
         if p.batch * p.m * p.n > 0 {

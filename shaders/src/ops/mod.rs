@@ -44,12 +44,12 @@ impl Dense<'_> {
 
 impl GpuBackend {
     /// The GPU storage behind a view (an error, not a panic, for a foreign storage).
-    pub(crate) fn gs<'a>(&self, op: &'static str, v: View<'a>) -> Result<&'a GpuStorage> {
+    pub(crate) fn storage_of<'a>(&self, op: &'static str, v: View<'a>) -> Result<&'a GpuStorage> {
         let s = v.storage.as_any().downcast_ref::<GpuStorage>().ok_or_else(|| {
             Error::invalid(op, format!("operand is not a GPU storage of this backend ({:?})", v.storage))
         })?;
         if s.gpu().index() != self.index() {
-            return Err(Error::DeviceMismatch { op, lhs: self.dev(), rhs: s.gpu().dev() });
+            return Err(Error::DeviceMismatch { op, lhs: self.plies_device(), rhs: s.gpu().plies_device() });
         }
         Ok(s)
     }
@@ -57,14 +57,14 @@ impl GpuBackend {
     /// f32 or i32, or the CPU-only f64 error naming the op.
     pub(crate) fn supported(&self, op: &'static str, dtype: DType) -> Result<()> {
         if dtype == DType::F64 {
-            return Err(Error::UnsupportedDType { op, dtype, device: self.dev() });
+            return Err(Error::UnsupportedDType { op, dtype, device: self.plies_device() });
         }
         Ok(())
     }
 
     pub(crate) fn float_only(&self, op: &'static str, dtype: DType) -> Result<()> {
         if dtype != DType::F32 {
-            return Err(Error::UnsupportedDType { op, dtype, device: self.dev() });
+            return Err(Error::UnsupportedDType { op, dtype, device: self.plies_device() });
         }
         Ok(())
     }
@@ -78,7 +78,7 @@ impl GpuBackend {
 
     /// The view as a dense run of elements, copied on the device when it is strided.
     pub(crate) fn dense<'a>(&self, op: &'static str, v: View<'a>) -> Result<Dense<'a>> {
-        let s = self.gs(op, v)?;
+        let s = self.storage_of(op, v)?;
         if v.layout.is_contiguous() {
             return Ok(Dense::Borrowed(s, v.layout.offset()));
         }
@@ -87,7 +87,7 @@ impl GpuBackend {
 
     /// A contiguous copy of any view (bit patterns, so f32 and i32 alike).
     pub(crate) fn copy_strided(&self, op: &'static str, v: View) -> Result<GpuStorage> {
-        let s = self.gs(op, v)?;
+        let s = self.storage_of(op, v)?;
         let n = v.layout.elem_count();
         let out = self.output(op, n, v.dtype())?;
         let p = Params::new(n).views(&[v.layout]);

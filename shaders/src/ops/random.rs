@@ -31,7 +31,7 @@ fn bernoulli_threshold(p: f64) -> u32 {
 impl GpuBackend {
     pub(crate) fn random_fill(&self, len: usize, dtype: DType, dist: Distribution, key: u64) -> Result<GpuStorage> {
         if dtype != DType::F32 {
-            return Err(Error::UnsupportedDType { op: "random", dtype, device: self.dev() });
+            return Err(Error::UnsupportedDType { op: "random", dtype, device: self.plies_device() });
         }
         if len > u32::MAX as usize / 2 {
             return Err(Error::TooLarge {

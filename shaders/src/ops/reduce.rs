@@ -52,7 +52,7 @@ struct Space {
 impl GpuBackend {
     pub(crate) fn reduce_view(&self, op: ReduceOp, x: View, axes: &[usize]) -> Result<GpuStorage> {
         self.supported(op.name(), x.dtype())?;
-        let s = self.gs(op.name(), x)?;
+        let s = self.storage_of(op.name(), x)?;
         let dims = x.layout.dims();
         let strides = x.layout.strides();
         let arg = matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin);
