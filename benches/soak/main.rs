@@ -17,9 +17,9 @@
 //! The GPU is `PLIES_DEVICE=gpu:N` if set, else adapter 0 (lavapipe counts); without an
 //! adapter w3_tiny is skipped, or fails under `PLIES_REQUIRE_GPU=1`.
 
-mod report;
 #[path = "../common/mod.rs"]
 mod common;
+mod report;
 
 use common::Workload;
 use plies::autodiff::{Device, Error, Result};
@@ -94,9 +94,10 @@ pub struct Outcome {
 pub struct Check {
     pub what: &'static str,
     pub reference: u64,
-    /// Relative deviation, and the step where it happened.
+    /// The largest relative deviation, the step where it happened and its size in bytes.
     pub max_dev: f64,
     pub at_step: usize,
+    pub delta: i64,
 }
 
 impl Check {
@@ -190,9 +191,12 @@ fn soak(spec: &Spec) -> Result<Outcome> {
     Ok(Outcome { id: spec.id, about: spec.about.clone(), samples, checks })
 }
 
+/// A watched quantity: its name and how to read it from a sample.
+type Quantity = (&'static str, fn(&Sample) -> u64);
+
 /// RSS and the live bytes of every backend the workload uses, against step `REFERENCE`.
 fn checks(spec: &Spec, samples: &[Sample]) -> Result<Vec<Check>> {
-    let mut quantities: Vec<(&'static str, fn(&Sample) -> u64)> = vec![("rss", |s| s.rss)];
+    let mut quantities: Vec<Quantity> = vec![("rss", |s| s.rss)];
     match spec.device {
         Device::Cpu => quantities.push(("cpu live", |s| s.cpu_live)),
         Device::Gpu(_) => {
@@ -208,12 +212,13 @@ fn checks(spec: &Spec, samples: &[Sample]) -> Result<Vec<Check>> {
         .into_iter()
         .map(|(what, get)| {
             let base = get(reference);
-            let mut check = Check { what, reference: base, max_dev: 0.0, at_step: REFERENCE };
+            let mut check = Check { what, reference: base, max_dev: 0.0, at_step: REFERENCE, delta: 0 };
             for s in samples.iter().filter(|s| s.step >= REFERENCE) {
                 let dev = relative(get(s), base);
                 if dev > check.max_dev {
                     check.max_dev = dev;
                     check.at_step = s.step;
+                    check.delta = get(s) as i64 - base as i64;
                 }
             }
             check
@@ -224,7 +229,7 @@ fn checks(spec: &Spec, samples: &[Sample]) -> Result<Vec<Check>> {
 /// |value - base| / base; any change from a zero base counts as unbounded.
 fn relative(value: u64, base: u64) -> f64 {
     match (value, base) {
-        (v, 0) if v == 0 => 0.0,
+        (0, 0) => 0.0,
         (_, 0) => f64::INFINITY,
         (v, b) => v.abs_diff(b) as f64 / b as f64,
     }

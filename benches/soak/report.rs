@@ -12,7 +12,16 @@ pub fn mib(bytes: u64) -> f64 {
 }
 
 fn pct(x: f64) -> String {
-    format!("{:.2}%", x * 100.0)
+    format!("{:.3}%", x * 100.0)
+}
+
+/// A signed size: bytes below 1 KiB, else KiB.
+fn delta(bytes: i64) -> String {
+    if bytes.abs() < 1024 {
+        format!("{bytes:+} B")
+    } else {
+        format!("{:+.1} KiB", bytes as f64 / 1024.0)
+    }
 }
 
 fn word(passed: bool) -> &'static str {
@@ -29,10 +38,11 @@ pub fn verdict(o: &Outcome, seconds: f64) -> String {
     for c in &o.checks {
         let _ = write!(
             line,
-            "; {} {:.3} MiB at step {REFERENCE}, max deviation {} at step {}",
+            "; {} {:.3} MiB at step {REFERENCE}, max deviation {} ({}) at step {}",
             c.what,
             mib(c.reference),
             pct(c.max_dev),
+            delta(c.delta),
             c.at_step
         );
     }
@@ -58,7 +68,9 @@ fn table(outcomes: &[Outcome]) -> String {
          {REFERENCE}. Sizes in MiB.\n\n",
         TOLERANCE * 100.0
     );
-    md.push_str("| workload | quantity | step 500 | step 1000 | end | max deviation (step) | verdict |\n");
+    md.push_str(
+        "| workload | quantity | step 500 | step 1000 | end (step) | max deviation (bytes, step) | verdict |\n",
+    );
     md.push_str("|---|---|---|---|---|---|---|\n");
     let cell = |s: Option<&Sample>, what: &str| s.map_or("-".to_string(), |s| format!("{:.3}", mib(quantity(what, s))));
     for o in outcomes {
@@ -66,7 +78,7 @@ fn table(outcomes: &[Outcome]) -> String {
         for c in &o.checks {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} ({}) | {} ({}) | {} |",
+                "| {} | {} | {} | {} | {} ({}) | {} ({}, {}) | {} |",
                 o.id,
                 c.what,
                 cell(at(o, REFERENCE), c.what),
@@ -74,6 +86,7 @@ fn table(outcomes: &[Outcome]) -> String {
                 cell(end, c.what),
                 end.map_or(0, |s| s.step),
                 pct(c.max_dev),
+                delta(c.delta),
                 c.at_step,
                 word(c.passed())
             );
