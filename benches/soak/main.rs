@@ -5,14 +5,15 @@
 //!   w3_tiny   a tiny W3 on the GPU backend, 1,000 steps: vocab 65, d 32, 2 layers, 4 heads,
 //!             context 32, batch 4 (a size lavapipe runs in milliseconds per step)
 //!
-//!   cargo bench --bench soak -- [--quick] [--only w2,w3,w3_tiny] [--out runs/soak]
+//!   cargo bench --bench soak -- [--quick] [--only w2,w3,w3_tiny] [--out runs/soak] [--leak KIB]
 //!
 //! Every 100 steps it records the process's RSS (/proc/self/status VmRSS) and the backends'
 //! memory counters (bytes in live storages; for the GPU also the pool's cached bytes). From
 //! step 500 on, RSS and live bytes must stay within 5% of their value at step 500; each
 //! workload prints PASS or FAIL and the exit code is 1 if any failed. Writes soak.md (table),
 //! soak.jsonl and one PNG per workload (each series divided by its value at step 500) into
-//! the output folder. `--quick` runs 600 steps of each (one sample past the reference).
+//! the output folder. `--quick` runs 600 steps of each (one sample past the reference);
+//! `--leak KIB` keeps a KIB-KiB tensor per step, to show that the check catches growth.
 //!
 //! The GPU is `PLIES_DEVICE=gpu:N` if set, else adapter 0 (lavapipe counts); without an
 //! adapter w3_tiny is skipped, or fails under `PLIES_REQUIRE_GPU=1`.
@@ -22,7 +23,7 @@ mod common;
 mod report;
 
 use common::Workload;
-use plies::autodiff::{Device, Error, Result};
+use plies::autodiff::{DType, Device, Error, Result, Tensor};
 use plies::nn::layers::{Activation, GptConfig};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -38,10 +39,12 @@ struct Args {
     quick: bool,
     only: Option<Vec<String>>,
     out: PathBuf,
+    /// KiB kept alive after every step (a deliberate leak).
+    leak_kib: usize,
 }
 
 fn parse_args() -> std::result::Result<Args, String> {
-    let mut a = Args { quick: false, only: None, out: PathBuf::from("runs/soak") };
+    let mut a = Args { quick: false, only: None, out: PathBuf::from("runs/soak"), leak_kib: 0 };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
         match s.as_str() {
@@ -51,6 +54,7 @@ fn parse_args() -> std::result::Result<Args, String> {
                 a.only = Some(v.split(',').map(|w| w.trim().to_string()).collect());
             }
             "--out" => a.out = it.next().ok_or("--out needs a folder")?.into(),
+            "--leak" => a.leak_kib = it.next().and_then(|v| v.parse().ok()).ok_or("--leak needs a size in KiB")?,
             "--bench" => {} // cargo bench passes it
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -64,6 +68,7 @@ struct Spec {
     about: String,
     device: Device,
     steps: usize,
+    leak_kib: usize,
 }
 
 /// Memory at one point of a run, taken between steps.
@@ -166,8 +171,12 @@ fn soak(spec: &Spec) -> Result<Outcome> {
     let mut w = build(spec)?;
     let mut samples = vec![sample(spec.device, 0, None, None)?];
     let mut since = Instant::now();
+    let mut leaked = Vec::new();
     for step in 1..=spec.steps {
         let loss = w.step()?;
+        if spec.leak_kib > 0 {
+            leaked.push(Tensor::zeros([spec.leak_kib * 256], DType::F32, spec.device));
+        }
         if step % EVERY == 0 || step == spec.steps {
             let taken = step - samples.last().map_or(0, |s| s.step);
             let ms = since.elapsed().as_secs_f64() * 1e3 / taken as f64;
@@ -265,18 +274,18 @@ fn run(a: &Args) -> Result<bool> {
     };
     if want("w2") {
         let about = "W2 MLP 64-256-256-10, batch 128, CPU".into();
-        go(Spec { id: "w2", about, device: Device::Cpu, steps: steps(10_000) })?;
+        go(Spec { id: "w2", about, device: Device::Cpu, steps: steps(10_000), leak_kib: a.leak_kib })?;
     }
     if want("w3") {
         let about = "W3 char GPT (826,433 params), batch 16, CPU".into();
-        go(Spec { id: "w3", about, device: Device::Cpu, steps: steps(1_000) })?;
+        go(Spec { id: "w3", about, device: Device::Cpu, steps: steps(1_000), leak_kib: a.leak_kib })?;
     }
     // Opened only now, so that the CPU workloads' RSS holds no GPU driver.
     if want("w3_tiny") {
         match gpu_device() {
             Ok(device) => {
                 let about = format!("tiny W3 (d 32, 2 layers, 4 heads, context 32), batch 4, {device}");
-                go(Spec { id: "w3_tiny", about, device, steps: steps(1_000) })?;
+                go(Spec { id: "w3_tiny", about, device, steps: steps(1_000), leak_kib: a.leak_kib })?;
             }
             Err(why) if std::env::var("PLIES_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
                 println!("w3_tiny: FAIL: no GPU ({why}) and PLIES_REQUIRE_GPU=1");
