@@ -3,12 +3,10 @@
 //! --threads N --no-torch]`. PyTorch is measured by `bench/torch_nn_reference.py` when
 //! `python3 -c "import torch"` works; medians in milliseconds, ratio = ours / PyTorch.
 
-use plies::autodiff::rng::Rng;
-use plies::autodiff::{DType, Device, Tensor};
-use plies::nn::layers::{Activation, Gpt, GptConfig, Mlp};
-use plies::nn::loss::{cross_entropy, CrossEntropy};
-use plies::nn::optim::{Adam, AdamConfig, Optimizer};
-use plies::nn::{Init, Layer, Module};
+mod common;
+
+use common::Workload;
+use plies::autodiff::Device;
 use std::process::Command;
 use std::time::Instant;
 
@@ -51,32 +49,14 @@ fn median_ms(warmup: usize, steps: usize, mut step: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
-/// One AdamW step of `model` on a fixed batch: forward, loss, backward, update, zero_grad.
-fn train_step(model: &dyn Layer, opt: &mut Adam, x: &Tensor, y: &Tensor) {
-    let loss = cross_entropy(&model.forward(x), y, CrossEntropy::default()).unwrap();
-    loss.backward().unwrap();
-    opt.step().unwrap();
-    opt.zero_grad();
-}
-
 fn w2(a: &Args) -> f64 {
-    let model = Mlp::new(&mut Init::new(0), &[64, 256, 256, 10], Activation::Relu);
-    let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-3, 0.01)).unwrap();
-    let mut rng = Rng::new(1);
-    let x = Tensor::randn([128, 64], 0.0, 1.0, &mut rng, DType::F32, Device::Cpu);
-    let y = Tensor::from_vec((0..128).map(|_| rng.below(10) as i32).collect(), [128], Device::Cpu);
-    median_ms(a.warmup, a.steps * 10, || train_step(&model, &mut opt, &x, &y))
+    let mut w = Workload::w2(Device::Cpu).unwrap();
+    median_ms(a.warmup, a.steps * 10, || drop(w.step().unwrap()))
 }
 
 fn w3(a: &Args) -> f64 {
-    let model = Gpt::new(&mut Init::new(0), GptConfig::char_small());
-    assert_eq!(model.num_params(), 826_433, "W3 parameter count");
-    let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-3, 0.01)).unwrap();
-    let mut rng = Rng::new(1);
-    let ids: Vec<i32> = (0..16 * 129).map(|_| rng.below(65) as i32).collect();
-    let batch = Tensor::from_vec(ids, [16, 129], Device::Cpu);
-    let (x, y) = (batch.narrow(1, 0, 128).contiguous(), batch.narrow(1, 1, 128).contiguous());
-    median_ms(a.warmup, a.steps, || train_step(&model, &mut opt, &x, &y))
+    let mut w = Workload::w3(Device::Cpu).unwrap();
+    median_ms(a.warmup, a.steps, || drop(w.step().unwrap()))
 }
 
 /// PyTorch's medians, or None when torch is not importable.

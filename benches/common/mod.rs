@@ -1,0 +1,57 @@
+//! The models, batches and training step of W2 and W3 (BENCHMARKS.md), shared by the
+//! benches that time them (nn.rs) and the one that watches their memory (soak/).
+
+use plies::autodiff::rng::Rng;
+use plies::autodiff::{DType, Device, Result, Tensor};
+use plies::nn::layers::{Activation, Gpt, GptConfig, Mlp};
+use plies::nn::loss::{cross_entropy, CrossEntropy};
+use plies::nn::optim::{Adam, AdamConfig, Optimizer};
+use plies::nn::{Init, Layer, Module};
+
+/// A model with its AdamW and one fixed batch, all on one device.
+pub struct Workload {
+    pub model: Box<dyn Layer>,
+    pub opt: Adam,
+    pub x: Tensor,
+    pub y: Tensor,
+}
+
+impl Workload {
+    /// W2: MLP 64-256-256-10, ReLU, batch 128.
+    pub fn w2(device: Device) -> Result<Workload> {
+        let model = Mlp::new(&mut Init::new(0).with_device(device), &[64, 256, 256, 10], Activation::Relu);
+        let opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-3, 0.01))?;
+        let mut rng = Rng::new(1);
+        let x = Tensor::randn([128, 64], 0.0, 1.0, &mut rng, DType::F32, device);
+        let y = Tensor::from_vec((0..128).map(|_| rng.below(10) as i32).collect(), [128], device);
+        Ok(Workload { model: Box::new(model), opt, x, y })
+    }
+
+    /// W3: the char GPT (826,433 parameters), batch 16.
+    pub fn w3(device: Device) -> Result<Workload> {
+        let w = Workload::gpt(GptConfig::char_small(), 16, device)?;
+        assert_eq!(w.model.num_params(), 826_433, "W3 parameter count");
+        Ok(w)
+    }
+
+    /// A GPT of `config` on a batch of `batch` random token sequences (targets shifted by one).
+    pub fn gpt(config: GptConfig, batch: usize, device: Device) -> Result<Workload> {
+        let (t, v) = (config.context, config.vocab_size);
+        let model = Gpt::new(&mut Init::new(0).with_device(device), config);
+        let opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-3, 0.01))?;
+        let mut rng = Rng::new(1);
+        let ids: Vec<i32> = (0..batch * (t + 1)).map(|_| rng.below(v as u64) as i32).collect();
+        let ids = Tensor::from_vec(ids, [batch, t + 1], device);
+        let (x, y) = (ids.try_narrow(1, 0, t)?.try_contiguous()?, ids.try_narrow(1, 1, t)?.try_contiguous()?);
+        Ok(Workload { model: Box::new(model), opt, x, y })
+    }
+
+    /// One AdamW step: forward, loss, backward, update, zero_grad. Returns the loss.
+    pub fn step(&mut self) -> Result<Tensor> {
+        let loss = cross_entropy(&self.model.try_forward(&self.x)?, &self.y, CrossEntropy::default())?;
+        loss.backward()?;
+        self.opt.step()?;
+        self.opt.zero_grad();
+        Ok(loss)
+    }
+}
