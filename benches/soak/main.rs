@@ -162,7 +162,7 @@ fn tiny_w3() -> GptConfig {
         n_head: 4,
         mlp_ratio: 4,
         dropout: 0.0,
-        activation: Activation::Gelu,
+        activation: Activation::GeluTanh,
         ln_eps: 1e-5,
     }
 }
