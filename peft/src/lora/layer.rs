@@ -178,8 +178,9 @@ impl LoraLayer {
 
     /// Make `name` active (or none): its parameters train and are the ones visited; the
     /// others are frozen, as PEFT's `set_adapter` does. A unit moves to the base weight's
-    /// device on becoming active, since only the visited one followed `to_device`.
-    pub(crate) fn set_active(&self, name: Option<&str>) {
+    /// device on becoming active, since only the visited one followed `to_device`. This
+    /// layer only; `Lora::set_adapter` switches every layer.
+    pub fn set_active(&self, name: Option<&str>) {
         let device = self.base.weight().device();
         let mut st = self.write();
         st.active = name.filter(|n| st.units.iter().any(|(u, _)| u == n)).map(str::to_string);
