@@ -16,19 +16,29 @@ use plies::nn::{Init, Layer, Module};
 use plies::peft::lora::{Lora, LoraConfig};
 
 fn tiny() -> GptConfig {
-    GptConfig { vocab_size: 11, context: 8, d_model: 16, n_layer: 2, n_head: 2, dropout: 0.0, ..GptConfig::char_small() }
+    GptConfig {
+        vocab_size: 11,
+        context: 8,
+        d_model: 16,
+        n_layer: 2,
+        n_head: 2,
+        dropout: 0.0,
+        ..GptConfig::char_small()
+    }
 }
 
 fn batch(device: Device) -> (Tensor, Tensor) {
     let seq: Vec<i32> = (0..27).map(|i| (i * 5 + 3) % 11).collect();
-    let (x, y): (Vec<i32>, Vec<i32>) = (0..3).flat_map(|b| (0..8).map(move |t| (b * 9 + t) as usize)).map(|i| (seq[i], seq[i + 1])).unzip();
+    let (x, y): (Vec<i32>, Vec<i32>) =
+        (0..3).flat_map(|b| (0..8).map(move |t| (b * 9 + t) as usize)).map(|i| (seq[i], seq[i + 1])).unzip();
     (Tensor::from_vec(x, [3, 8], device), Tensor::from_vec(y, [3, 8], device))
 }
 
 /// Losses of `steps` AdamW steps, the trained adapter values, and the logits after merging.
 fn train(device: Device, dora: bool, steps: usize) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     let model = Gpt::new(&mut Init::new(5), tiny());
-    let cfg = LoraConfig { use_dora: dora, lora_dropout: 0.1, ..LoraConfig::new(4, 8.0, &["qkv", "proj", "fc1", "fc2"]) };
+    let cfg =
+        LoraConfig { use_dora: dora, lora_dropout: 0.1, ..LoraConfig::new(4, 8.0, &["qkv", "proj", "fc1", "fc2"]) };
     let lora = Lora::new(&model, cfg, &mut Init::new(6))?;
     model.to_device(device)?;
     let mut opt = Adam::new(model.trainable_parameters(), AdamConfig::adamw(1e-2, 0.0))?;

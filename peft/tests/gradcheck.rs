@@ -67,7 +67,7 @@ proptest! {
         let l = Lora::new(&h, config(r, false, false), &mut init).unwrap();
         l.layers()[0].active().unwrap().a.set_value(randn(&[r, num], seed + 3)).unwrap();
         let ids: Vec<i32> = (0..6).map(|i| ((i * 7 + seed as usize) % num) as i32).collect();
-        let x = Array::from_slice(&ids, &[2, 3], Device::Cpu).unwrap();
+        let x = Array::from_slice(&ids, [2, 3], Device::Cpu).unwrap();
         check_module(&h, &[x], |t| h.0.try_forward(&t[0]), GradCheck::default(), usize::MAX).unwrap();
     }
 
