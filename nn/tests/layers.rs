@@ -88,17 +88,18 @@ fn attention_matches_the_definition_and_is_causal() {
     let x = randn(&[2, 4, 6], 6);
     let y = a.forward(&x);
     close(&f64s(&y), &attention_reference(&a, &f64s(&x), 2, 4, 6), 1e-10);
-    // An adapter switches to the unsplit qkv path; a zero adapter must not change the result.
-    struct Zero;
-    impl Module for Zero {
+    // An acting adapter switches to the unsplit qkv path; one that returns the base output
+    // must not change the result.
+    struct Same;
+    impl Module for Same {
         fn visit(&self, _: &mut plies_nn::Scope<'_>) {}
     }
-    impl LinearAdapter for Zero {
-        fn try_delta(&self, x: &Tensor) -> plies_autodiff::Result<Tensor> {
-            Ok(Tensor::zeros([x.dims()[0], 18], x.dtype(), x.device()))
+    impl LinearAdapter for Same {
+        fn try_forward(&self, layer: &Linear, x: &Tensor) -> plies_autodiff::Result<Tensor> {
+            layer.try_base(x, true)
         }
     }
-    a.qkv.set_adapter(Some(std::sync::Arc::new(Zero)));
+    a.qkv.set_adapter(Some(std::sync::Arc::new(Same)));
     close(&f64s(&a.forward(&x)), &f64s(&y), 1e-12);
     a.qkv.set_adapter(None);
     // Changing the last position leaves earlier outputs unchanged.

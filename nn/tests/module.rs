@@ -130,7 +130,8 @@ fn train_and_eval_reach_every_dropout() {
     assert_ne!(g.forward(&ids).to_vec::<f32>(), g.forward(&ids).to_vec::<f32>());
 }
 
-/// A LoRA-like adapter: `x A^T B^T` with its own parameters named under the Linear.
+/// A LoRA-like adapter: the base output plus `x A^T B^T`, with its own parameters named
+/// under the Linear.
 struct LowRank {
     a: Tensor,
     b: Tensor,
@@ -144,8 +145,9 @@ impl Module for LowRank {
 }
 
 impl LinearAdapter for LowRank {
-    fn try_delta(&self, x: &Tensor) -> plies_autodiff::Result<Tensor> {
-        x.try_matmul(&self.a.try_t()?)?.try_matmul(&self.b.try_t()?)
+    fn try_forward(&self, layer: &Linear, x: &Tensor) -> plies_autodiff::Result<Tensor> {
+        let delta = x.try_matmul(&self.a.try_t()?)?.try_matmul(&self.b.try_t()?)?;
+        layer.try_base(x, true)?.try_add(&delta)
     }
 }
 

@@ -49,27 +49,6 @@ impl CausalSelfAttention {
         *slot = Some(m.clone());
         Ok(m)
     }
-
-    /// Rows `[n, d]` projected by the `i`-th third of `qkv` (0 = q, 1 = k, 2 = v), scaled.
-    /// Splitting the weight rather than the `[n, 3d]` output keeps backward from
-    /// materialising three zero-padded copies of the activation gradient; the scale is
-    /// folded into the small weight instead of the activations.
-    fn project(&self, rows: &Tensor, i: usize, d: usize, scale: f64) -> Result<Tensor> {
-        let mut w = self.qkv.weight.try_narrow(0, i * d, d)?;
-        let mut b = match &self.qkv.bias {
-            Some(b) => Some(b.try_narrow(0, i * d, d)?),
-            None => None,
-        };
-        if scale != 1.0 {
-            w = w.try_mul_scalar(scale)?;
-            b = b.map(|b| b.try_mul_scalar(scale)).transpose()?;
-        }
-        let y = rows.try_matmul(&w.try_t()?)?;
-        match b {
-            Some(b) => y.try_add(&b),
-            None => Ok(y),
-        }
-    }
 }
 
 impl Module for CausalSelfAttention {
@@ -95,21 +74,10 @@ impl Layer for CausalSelfAttention {
         let scale = 1.0 / (hd as f64).sqrt();
         // [b*t, d] -> [b, h, t, hd] as a view
         let heads = |y: Tensor| y.try_reshape([b, t, h, hd])?.try_permute(&[0, 2, 1, 3]);
-        let (q, k, v) = if self.qkv.adapter().is_none() {
-            (
-                heads(self.project(&rows, 0, d, scale)?)?,
-                heads(self.project(&rows, 1, d, 1.0)?)?,
-                heads(self.project(&rows, 2, d, 1.0)?)?,
-            )
-        } else {
-            // An adapter sees the whole qkv projection, so split its output instead.
-            let qkv = self.qkv.try_forward(&rows)?;
-            (
-                heads(qkv.try_narrow(1, 0, d)?.try_mul_scalar(scale)?)?,
-                heads(qkv.try_narrow(1, d, d)?)?,
-                heads(qkv.try_narrow(1, 2 * d, d)?)?,
-            )
-        };
+        // The score scale is folded into q's projection.
+        let qkv = self.qkv.try_forward_split(&rows, &[d, d, d], &[scale, 1.0, 1.0])?;
+        let [q, k, v]: [Tensor; 3] = qkv.try_into().map_err(|_| Error::msg("attention: qkv split"))?;
+        let (q, k, v) = (heads(q)?, heads(k)?, heads(v)?);
         let mask = Tensor::new(self.mask(t, x.dtype(), x.device())?);
         let scores = q.try_matmul(&k.try_transpose(-2, -1)?)?.try_add(&mask)?;
         let att = self.attn_dropout.try_forward(&scores.try_softmax(-1)?)?;

@@ -5,12 +5,21 @@ use crate::module::{Layer, Module, Scope};
 use plies_autodiff::{Error, Result, Tensor};
 use std::sync::{Arc, RwLock};
 
-/// Something added to a Linear's output, e.g. a LoRA update `scale * B A x` (plies-peft).
-/// Its parameters are visited in the Linear's scope, so it names them itself
-/// (`blocks.0.attn.qkv.lora_a.weight`).
+/// A method attached to a Linear that computes the layer's output in its place (plies-peft's
+/// LoRA, DoRA and LoRA experts). It receives the layer, so it uses the base output
+/// ([`Linear::try_base`]), the weight or the bias as its method needs, and the layer does
+/// not know which method is attached. Its parameters are visited in the Linear's scope
+/// under names it chooses (PEFT's `lora_A.weight`).
 pub trait LinearAdapter: Module {
-    /// The term added to the output for input rows `x` `[n, in]`; returns `[n, out]`.
-    fn try_delta(&self, x: &Tensor) -> Result<Tensor>;
+    /// The adapted output for input rows `x` `[n, in]`; returns `[n, out]`.
+    fn try_forward(&self, layer: &Linear, x: &Tensor) -> Result<Tensor>;
+
+    /// True while the adapter leaves the output unchanged (disabled, merged into the
+    /// weight, or holding nothing): the layer then computes its output itself and keeps
+    /// its fast paths.
+    fn is_passthrough(&self) -> bool {
+        false
+    }
 }
 
 pub struct Linear {
@@ -52,13 +61,18 @@ impl Linear {
         self.weight.dims()[0]
     }
 
-    /// Attach (or with `None` remove) an adapter whose output is added to this layer's.
+    /// Attach (or with `None` remove) the adapter that computes this layer's output.
     pub fn set_adapter(&self, adapter: Option<Arc<dyn LinearAdapter>>) {
         *self.adapter.write().unwrap() = adapter;
     }
 
     pub fn adapter(&self) -> Option<Arc<dyn LinearAdapter>> {
         self.adapter.read().unwrap().clone()
+    }
+
+    /// The adapter, unless none is attached or it passes the base output through.
+    fn acting_adapter(&self) -> Option<Arc<dyn LinearAdapter>> {
+        self.adapter().filter(|a| !a.is_passthrough())
     }
 
     /// `x` reshaped to rows `[n, in]`, checking the last dim.
@@ -72,6 +86,61 @@ impl Linear {
             return Ok(x.clone());
         }
         x.try_reshape([x.elem_count() / inf.max(1), inf])
+    }
+
+    /// The unadapted output `x W^T` of rows `x` `[n, in]`, plus the bias if `bias`.
+    pub fn try_base(&self, x: &Tensor, bias: bool) -> Result<Tensor> {
+        // One 2-d gemm over all rows; the transposed weight is a view gemm reads in place.
+        let y = x.try_matmul(&self.weight.try_t()?)?;
+        match (&self.bias, bias) {
+            (Some(b), true) => y.try_add(b),
+            _ => Ok(y),
+        }
+    }
+
+    /// The output of rows `x` `[n, in]` cut along the output features into parts of
+    /// `sizes`, part i multiplied by `scales[i]` (e.g. attention's q, k and v with q scaled).
+    /// Without an acting adapter each part is its own product with a slice of the weight,
+    /// the scale folded into that slice: backward then never materialises zero-padded
+    /// copies of the output gradient, which slicing one full output would.
+    pub fn try_forward_split(&self, x: &Tensor, sizes: &[usize], scales: &[f64]) -> Result<Vec<Tensor>> {
+        let rows = self.rows(x, "linear")?;
+        if sizes.len() != scales.len() || sizes.iter().sum::<usize>() != self.out_features() {
+            return Err(Error::invalid(
+                "linear split",
+                format!(
+                    "sizes {sizes:?} with {} scales must cover the {} output features",
+                    scales.len(),
+                    self.out_features()
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(sizes.len());
+        let mut start = 0;
+        if let Some(a) = self.acting_adapter() {
+            let y = a.try_forward(self, &rows)?;
+            for (&n, &s) in sizes.iter().zip(scales) {
+                let part = y.try_narrow(1, start, n)?;
+                out.push(if s == 1.0 { part } else { part.try_mul_scalar(s)? });
+                start += n;
+            }
+            return Ok(out);
+        }
+        for (&n, &s) in sizes.iter().zip(scales) {
+            let mut w = self.weight.try_narrow(0, start, n)?;
+            let mut b = self.bias.as_ref().map(|b| b.try_narrow(0, start, n)).transpose()?;
+            if s != 1.0 {
+                w = w.try_mul_scalar(s)?;
+                b = b.map(|b| b.try_mul_scalar(s)).transpose()?;
+            }
+            let y = rows.try_matmul(&w.try_t()?)?;
+            out.push(match b {
+                Some(b) => y.try_add(&b)?,
+                None => y,
+            });
+            start += n;
+        }
+        Ok(out)
     }
 }
 
@@ -91,14 +160,10 @@ impl Layer for Linear {
     /// `[.., in] -> [.., out]`.
     fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
         let rows = self.rows(x, "linear")?;
-        // One 2-d gemm over all rows; the transposed weight is a view gemm reads in place.
-        let mut y = rows.try_matmul(&self.weight.try_t()?)?;
-        if let Some(b) = &self.bias {
-            y = y.try_add(b)?;
-        }
-        if let Some(a) = self.adapter() {
-            y = y.try_add(&a.try_delta(&rows)?)?;
-        }
+        let y = match self.acting_adapter() {
+            Some(a) => a.try_forward(self, &rows)?,
+            None => self.try_base(&rows, true)?,
+        };
         let mut dims = x.dims();
         *dims.last_mut().unwrap() = self.out_features();
         if dims.len() == 2 {

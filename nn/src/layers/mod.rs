@@ -19,7 +19,7 @@ pub use activation::{Activation, Flatten};
 pub use attention::CausalSelfAttention;
 pub use conv::Conv2d;
 pub use dropout::Dropout;
-pub use embedding::Embedding;
+pub use embedding::{Embedding, EmbeddingAdapter};
 pub use linear::{Linear, LinearAdapter};
 pub use mlp::Mlp;
 pub use norm::{LayerNorm, RmsNorm};
