@@ -48,7 +48,7 @@ fn check_outputs(dir: &Path, result_line: &str, name: &str) -> serde_json::Value
 }
 
 fn common(out: &Path, steps: u64, seed: u64) -> CommonArgs {
-    CommonArgs { device: Device::Cpu, steps: Some(steps), seed, out: Some(out.to_path_buf()) }
+    CommonArgs { device: Device::Cpu, steps: Some(steps), seed, out: Some(out.to_path_buf()), save_every: None, resume: None }
 }
 
 #[test]
