@@ -218,7 +218,8 @@ pub fn train(args: &Args) -> Result<Outcome> {
     };
     // The losses of the whole run, those before a resume included.
     let mut losses: Vec<f64> = state.metrics.train.iter().map(|&(_, loss)| loss).collect();
-    let mut val = state.metrics.evals.iter().find(|(n, _)| n == "val_loss").and_then(|(_, s)| s.last()).map_or(f64::NAN, |p| p.1);
+    let mut val =
+        state.metrics.evals.iter().find(|(n, _)| n == "val_loss").and_then(|(_, s)| s.last()).map_or(f64::NAN, |p| p.1);
     for step in state.step..steps {
         let batch = train_text.random_batch(args.batch_size, args.context, &mut rng, device)?;
         let loss = loss::cross_entropy(&model.try_forward(&batch.inputs)?, &batch.targets, CrossEntropy::default())?;

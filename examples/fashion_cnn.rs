@@ -12,9 +12,9 @@
 //! saves the training state every N steps; `--resume runs/fashion_cnn` goes on from the last.
 
 use plies::autodiff::Result;
+use plies::nn::checkpoint::TrainState;
 use plies::nn::data::mnist::{self, Split};
 use plies::nn::data::{fetched_dir, DataLoader, LabeledData};
-use plies::nn::checkpoint::TrainState;
 use plies::nn::prelude::*;
 use plies::nn::train::{parse_common, CommonArgs, Run};
 use std::path::Path;

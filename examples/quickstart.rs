@@ -12,8 +12,8 @@
 //! `--resume runs/quickstart` goes on from the last one with the same losses.
 
 use plies::autodiff::Result;
-use plies::nn::data::{digits, DataLoader, LabeledData};
 use plies::nn::checkpoint::TrainState;
+use plies::nn::data::{digits, DataLoader, LabeledData};
 use plies::nn::prelude::*;
 use plies::nn::train::{parse_common, CommonArgs, Run};
 

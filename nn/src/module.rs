@@ -13,8 +13,8 @@ use crate::stats::LayerStats;
 use plies_autodiff::rng::Rng;
 use plies_autodiff::{Array, Device, Error, Result, Tensor};
 use std::any::Any;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// One parameter as a traversal sees it.
 pub struct ParamRef<'a> {

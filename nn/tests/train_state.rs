@@ -190,7 +190,8 @@ fn a_state_cut_short_falls_back_to_the_one_before_with_a_warning_naming_it() {
     let dir = Scratch::new("truncated");
     let (older, newer, bytes) = two_states(&dir);
     let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let cuts = [0, 1, 7, 8, 8 + header / 2, 8 + header, 8 + header + 1, (8 + header + bytes.len()) / 2, bytes.len() - 1];
+    let cuts =
+        [0, 1, 7, 8, 8 + header / 2, 8 + header, 8 + header + 1, (8 + header + bytes.len()) / 2, bytes.len() - 1];
     for cut in cuts {
         std::fs::write(&newer, &bytes[..cut]).unwrap();
         let (m, mut opt) = fresh();
@@ -260,4 +261,23 @@ fn a_state_that_does_not_fit_the_model_names_the_file_and_key_and_assigns_nothin
         .filter(|n| n.starts_with("state-"))
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn a_stream_resumed_from_its_position_yields_the_same_batches() {
+    let data = digits::load().unwrap();
+    let small = data.subset(&(0..23).collect::<Vec<_>>()).unwrap();
+    for drop_last in [false, true] {
+        // 23 examples in batches of 5: a partial last batch, kept or dropped.
+        let loader = DataLoader::new(&small, 5).shuffle(3).drop_last(drop_last);
+        let targets = |b: plies_autodiff::Result<plies_nn::data::Batch>| b.unwrap().targets.to_vec::<i32>();
+        for taken in 0..12 {
+            let mut a = loader.stream();
+            a.by_ref().take(taken).for_each(|b| drop(b.unwrap()));
+            let mut b = loader.stream_from(a.position());
+            for i in 0..7 {
+                assert_eq!(targets(a.next().unwrap()), targets(b.next().unwrap()), "after {taken} batches, +{i}");
+            }
+        }
+    }
 }

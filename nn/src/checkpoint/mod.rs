@@ -4,6 +4,9 @@
 //! goes to its own file (`{param}.exp_avg`, ...). Loading checks every key, shape and
 //! dtype before assigning anything, and reports all missing, unexpected and mismatched
 //! keys in one error naming the file.
+//!
+//! Training states ([`TrainState`], [`Checkpoints`]) add what a training loop needs to go on
+//! after a kill: optimizer state, loader position, generators and metrics (see `state.rs`).
 
 mod atomic;
 mod file;

@@ -96,7 +96,11 @@ impl TrainState {
             None if self.step == 0 => Ok(fresh),
             None => Err(Error::invalid(
                 "resume",
-                format!("the training state of step {} has no generator `{name}` (it has {:?})", self.step, self.rngs.keys()),
+                format!(
+                    "the training state of step {} has no generator `{name}` (it has {:?})",
+                    self.step,
+                    self.rngs.keys()
+                ),
             )),
         }
     }
@@ -150,7 +154,8 @@ impl TrainState {
         let text = file.metadata.get(STATE_KEY).ok_or_else(|| {
             bad("metadata".into(), format!("no `{STATE_KEY}` entry: not a training state (saved by TrainState::save)"))
         })?;
-        let json: Value = serde_json::from_str(text).map_err(|e| bad(format!("metadata `{STATE_KEY}`"), e.to_string()))?;
+        let json: Value =
+            serde_json::from_str(text).map_err(|e| bad(format!("metadata `{STATE_KEY}`"), e.to_string()))?;
         let fields = Fields { path, json: &json };
         let version = fields.u64("version")?;
         if version != VERSION {
@@ -175,7 +180,10 @@ impl TrainState {
                 evals.insert(name.to_string(), read_pairs(path, &k, &a)?);
             } else if let Some(name) = k.strip_prefix("train.value.") {
                 if a.dtype() != DType::F64 || a.elem_count() != 1 {
-                    return Err(bad(format!("tensor `{k}`"), format!("is {} {}, not an F64 scalar", a.dtype(), a.shape())));
+                    return Err(bad(
+                        format!("tensor `{k}`"),
+                        format!("is {} {}, not an F64 scalar", a.dtype(), a.shape()),
+                    ));
                 }
                 values.insert(name.to_string(), a.to_vec::<f64>()?[0]);
             } else {
@@ -208,10 +216,8 @@ impl TrainState {
         let unknown: Vec<&String> = module_rngs.keys().filter(|k| !names.contains(k)).collect();
         let absent: Vec<&String> = names.iter().filter(|k| !module_rngs.contains_key(*k)).collect();
         if !unknown.is_empty() || !absent.is_empty() {
-            return Err(fields.bad(
-                "module_rngs",
-                format!("does not fit the model: missing {absent:?}, unexpected {unknown:?}"),
-            ));
+            return Err(fields
+                .bad("module_rngs", format!("does not fit the model: missing {absent:?}, unexpected {unknown:?}")));
         }
         let state = TrainState {
             step: fields.u64("step")?,
@@ -299,7 +305,9 @@ impl Fields<'_> {
 
     fn strings(&self, field: &str) -> Result<Vec<String>> {
         let list = self.get(field)?.as_array().ok_or_else(|| self.bad(field, "is not a list"))?;
-        list.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| self.bad(field, "holds a non-string"))).collect()
+        list.iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| self.bad(field, "holds a non-string")))
+            .collect()
     }
 
     fn loader(&self) -> Result<Option<Position>> {

@@ -67,7 +67,10 @@ impl Run {
             None => {
                 let removed = Checkpoints::clear(&dir)?;
                 if removed > 0 {
-                    eprintln!("plies: removed {removed} training state file(s) of an earlier run from {}", dir.display());
+                    eprintln!(
+                        "plies: removed {removed} training state file(s) of an earlier run from {}",
+                        dir.display()
+                    );
                 }
                 (Run::create(name, &dir, total_steps)?, TrainState::default())
             }
@@ -146,7 +149,7 @@ impl Run {
     /// Whether a training state is due after `steps_done` steps: every `--save-every` steps
     /// and after the last step (never without `--save-every`).
     pub fn save_due(&self, steps_done: u64) -> bool {
-        self.save_every.is_some_and(|n| n > 0 && (steps_done % n == 0 || steps_done == self.total_steps))
+        self.save_every.is_some_and(|n| n > 0 && (steps_done.is_multiple_of(n) || steps_done == self.total_steps))
     }
 
     /// What the run has recorded so far (a training state carries it).
