@@ -16,18 +16,20 @@
 //!
 //! The validation windows are those of `CharDataset::windows`: starts 0, c, 2c, ... of the
 //! validation text, each c + 1 characters long (c = context), the first `--val-windows` of them.
+//!
+//! `--save-every 100` saves the training state (model, AdamW moments, the batch sampler's
+//! generator, the metrics) every 100 steps; `--resume runs/char_gpt` goes on from the last one.
 
 use clap::Parser;
 use plies::autodiff::rng::Rng;
 use plies::autodiff::{Error, Result};
-use plies::nn::checkpoint::save_gpt;
+use plies::nn::checkpoint::{save_gpt, TrainState};
 use plies::nn::data::{CharDataset, Dataset};
 use plies::nn::optim::{clip_grad_norm, ParamGroup};
 use plies::nn::prelude::*;
 use plies::nn::train::{CommonArgs, Run, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// A character-level GPT on the embedded Shakespeare text
 #[derive(Parser, Clone, Debug)]
@@ -195,7 +197,7 @@ pub fn train(args: &Args) -> Result<Outcome> {
         Schedule::WarmupCosine { warmup: 100.min(steps as usize / 10), total: steps as usize, min_factor: 0.1 };
 
     let out = args.common.out_dir("char_gpt");
-    let mut run = Run::create("char_gpt", &out, steps)?;
+    let (mut run, state) = Run::start("char_gpt", &args.common, steps, &model, &mut opt)?;
     run.config(&[
         ("steps", steps.into()),
         ("seed", seed.into()),
@@ -209,12 +211,16 @@ pub fn train(args: &Args) -> Result<Outcome> {
         ("val_chars", val_text.len().into()),
     ])?;
 
-    let mut rng = Rng::new(seed);
-    let start = Instant::now();
-    let mut reached: Option<(u64, f64)> = None;
-    let mut losses = Vec::new();
-    let mut val = f64::NAN;
-    for step in 0..steps {
+    let mut rng = state.rng_or("batches", Rng::new(seed))?;
+    let mut reached: Option<(u64, f64)> = match (state.value("steps_to_target"), state.value("seconds_to_target")) {
+        (Some(steps), Some(secs)) => Some((steps as u64, secs)),
+        _ => None,
+    };
+    // The losses of the whole run, those before a resume included.
+    let mut losses: Vec<f64> = state.metrics.train.iter().map(|&(_, loss)| loss).collect();
+    let mut val =
+        state.metrics.evals.iter().find(|(n, _)| n == "val_loss").and_then(|(_, s)| s.last()).map_or(f64::NAN, |p| p.1);
+    for step in state.step..steps {
         let batch = train_text.random_batch(args.batch_size, args.context, &mut rng, device)?;
         let loss = loss::cross_entropy(&model.try_forward(&batch.inputs)?, &batch.targets, CrossEntropy::default())?;
         loss.backward()?;
@@ -227,12 +233,19 @@ pub fn train(args: &Args) -> Result<Outcome> {
         if (step + 1) % args.eval_every == 0 || step + 1 == steps {
             val = val_loss(&model, &val_text, args.val_windows, args.batch_size, device)?;
             if reached.is_none() && val < args.target_loss {
-                reached = Some((step + 1, start.elapsed().as_secs_f64()));
+                reached = Some((step + 1, run.elapsed().as_secs_f64()));
             }
             run.eval(step, &[("val_loss", val)])?;
         }
+        if run.save_due(step + 1) {
+            let mut saved = TrainState::at(step + 1).with_rng("batches", &rng);
+            if let Some((steps, secs)) = reached {
+                saved = saved.with_value("steps_to_target", steps as f64).with_value("seconds_to_target", secs);
+            }
+            run.save_state(saved, &model, &opt)?;
+        }
     }
-    let train_seconds = start.elapsed().as_secs_f64();
+    let train_seconds = run.elapsed().as_secs_f64();
 
     let checkpoint = out.join("model.safetensors");
     let vocab: String = data.vocab().chars().iter().collect();

@@ -8,9 +8,11 @@
 //!     cargo run --release --example fashion_cnn -- --steps 1000 --seed 1 --out runs/fashion
 //!
 //! The output folder (`runs/fashion_cnn`) gets `metrics.jsonl` and `loss.png`; the last line on
-//! stdout is the result, with the test accuracy on the 10,000 test images.
+//! stdout is the result, with the test accuracy on the 10,000 test images. `--save-every N`
+//! saves the training state every N steps; `--resume runs/fashion_cnn` goes on from the last.
 
 use plies::autodiff::Result;
+use plies::nn::checkpoint::TrainState;
 use plies::nn::data::mnist::{self, Split};
 use plies::nn::data::{fetched_dir, DataLoader, LabeledData};
 use plies::nn::prelude::*;
@@ -93,7 +95,7 @@ pub fn train(args: &CommonArgs, train_set: &LabeledData, test_set: &LabeledData)
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::adam(lr))?;
     let schedule = Schedule::WarmupCosine { warmup: 0, total: steps as usize, min_factor: 0.05 };
 
-    let mut run = Run::create("fashion_cnn", args.out_dir("fashion_cnn"), steps)?;
+    let (mut run, state) = Run::start("fashion_cnn", args, steps, &model, &mut opt)?;
     run.config(&[
         ("steps", steps.into()),
         ("seed", seed.into()),
@@ -104,8 +106,11 @@ pub fn train(args: &CommonArgs, train_set: &LabeledData, test_set: &LabeledData)
         ("train_examples", train_set.len().into()),
         ("test_examples", test_set.len().into()),
     ])?;
-    let mut losses = Vec::new();
-    for (step, batch) in (0..steps).zip(loader.stream()) {
+    // The losses of the whole run, those before a resume included.
+    let mut losses: Vec<f64> = state.metrics.train.iter().map(|&(_, loss)| loss).collect();
+    let mut batches = loader.stream_from(state.loader.unwrap_or_default());
+    for step in state.step..steps {
+        let Some(batch) = batches.next() else { break };
         let batch = batch?;
         let loss = model.try_forward(&batch.inputs)?.try_cross_entropy(&batch.targets)?;
         loss.backward()?;
@@ -116,6 +121,9 @@ pub fn train(args: &CommonArgs, train_set: &LabeledData, test_set: &LabeledData)
         run.step(step, loss.item(), batch.len() as u64)?;
         if (step + 1) % (steps / 4).max(1) == 0 && step + 1 < steps {
             run.eval(step, &[("test_accuracy", accuracy(&model, test_set, device)?)])?;
+        }
+        if run.save_due(step + 1) {
+            run.save_state(TrainState::at(step + 1).with_loader(batches.position()), &model, &opt)?;
         }
     }
     let test_accuracy = accuracy(&model, test_set, device)?;

@@ -7,8 +7,12 @@
 //! The progress bar shows the loss and examples per second; `metrics.jsonl` and `loss.png`
 //! land in the output folder (`runs/quickstart`), and the last line on stdout is the result:
 //! `result: {"name":"quickstart",...,"test_accuracy":0.97...}`.
+//!
+//! `--save-every 100` saves the training state every 100 steps; after a kill,
+//! `--resume runs/quickstart` goes on from the last one with the same losses.
 
 use plies::autodiff::Result;
+use plies::nn::checkpoint::TrainState;
 use plies::nn::data::{digits, DataLoader, LabeledData};
 use plies::nn::prelude::*;
 use plies::nn::train::{parse_common, CommonArgs, Run};
@@ -56,7 +60,8 @@ pub fn train(args: &CommonArgs) -> Result<Outcome> {
     let model = Mlp::new(&mut init, &[data.feature_len(), hidden, data.num_classes()], Activation::Relu);
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::adam(lr))?;
 
-    let mut run = Run::create("quickstart", args.out_dir("quickstart"), steps)?;
+    // With --resume, this restores the model and optimizer and returns where the run stood.
+    let (mut run, state) = Run::start("quickstart", args, steps, &model, &mut opt)?;
     run.config(&[
         ("steps", steps.into()),
         ("seed", seed.into()),
@@ -65,8 +70,11 @@ pub fn train(args: &CommonArgs) -> Result<Outcome> {
         ("batch_size", batch_size.into()),
         ("lr", lr.into()),
     ])?;
-    let mut losses = Vec::new();
-    for (step, batch) in (0..steps).zip(loader.stream()) {
+    // The losses of the whole run, those before a resume included.
+    let mut losses: Vec<f64> = state.metrics.train.iter().map(|&(_, loss)| loss).collect();
+    let mut batches = loader.stream_from(state.loader.unwrap_or_default());
+    for step in state.step..steps {
+        let Some(batch) = batches.next() else { break };
         let batch = batch?;
         let loss = model.try_forward(&batch.inputs)?.try_cross_entropy(&batch.targets)?;
         loss.backward()?;
@@ -76,6 +84,9 @@ pub fn train(args: &CommonArgs) -> Result<Outcome> {
         run.step(step, loss.item(), batch.len() as u64)?;
         if (step + 1) % 200 == 0 {
             run.eval(step, &[("test_accuracy", accuracy(&model, &test_set, device)?)])?;
+        }
+        if run.save_due(step + 1) {
+            run.save_state(TrainState::at(step + 1).with_loader(batches.position()), &model, &opt)?;
         }
     }
     let test_accuracy = accuracy(&model, &test_set, device)?;

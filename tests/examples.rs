@@ -48,7 +48,14 @@ fn check_outputs(dir: &Path, result_line: &str, name: &str) -> serde_json::Value
 }
 
 fn common(out: &Path, steps: u64, seed: u64) -> CommonArgs {
-    CommonArgs { device: Device::Cpu, steps: Some(steps), seed, out: Some(out.to_path_buf()) }
+    CommonArgs {
+        device: Device::Cpu,
+        steps: Some(steps),
+        seed,
+        out: Some(out.to_path_buf()),
+        save_every: None,
+        resume: None,
+    }
 }
 
 #[test]
@@ -65,6 +72,33 @@ fn quickstart_learns_the_digits_and_a_seed_reproduces_it() {
     assert_eq!(a.losses, b.losses, "same seed, same losses");
     let c = quickstart::train(&common(&dir.join("c"), 5, 4)).unwrap();
     assert_ne!(a.losses[..5], c.losses[..], "another seed, other losses");
+}
+
+#[test]
+fn quickstart_and_char_gpt_resume_from_their_training_state_with_the_same_losses() {
+    let dir = Scratch::new("resume");
+    let whole = quickstart::train(&common(&dir.join("whole"), 30, 2)).unwrap();
+    let part = dir.join("part");
+    quickstart::train(&CommonArgs { save_every: Some(10), ..common(&part, 30, 2) }).unwrap();
+    // As if killed between the saves at 20 and 30: the newest state never made it.
+    std::fs::remove_file(part.join("state-30.safetensors")).unwrap();
+    let resumed = quickstart::train(&CommonArgs { resume: Some(part.clone()), ..common(&part, 30, 2) }).unwrap();
+    assert_eq!(resumed.losses, whole.losses);
+    assert_eq!(resumed.test_accuracy, whole.test_accuracy);
+
+    let out = dir.join("gpt").display().to_string();
+    #[rustfmt::skip]
+    let flags = ["char_gpt", "--steps", "8", "--seed", "3", "--out", &out, "--d-model", "16", "--layers", "1",
+        "--heads", "2", "--context", "8", "--batch-size", "4", "--eval-every", "4", "--val-windows", "4",
+        "--sample-chars", "10"];
+    let whole = char_gpt::train(&char_gpt::Args::try_parse_from(flags).unwrap()).unwrap();
+    let saving = char_gpt::Args::try_parse_from(flags.iter().copied().chain(["--save-every", "4"])).unwrap();
+    char_gpt::train(&saving).unwrap();
+    std::fs::remove_file(dir.join("gpt/state-8.safetensors")).unwrap();
+    let resume = char_gpt::Args::try_parse_from(flags.iter().copied().chain(["--resume", &out])).unwrap();
+    let resumed = char_gpt::train(&resume).unwrap();
+    assert_eq!(resumed.losses, whole.losses);
+    assert_eq!((resumed.val_loss, resumed.sample), (whole.val_loss, whole.sample));
 }
 
 #[test]

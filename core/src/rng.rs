@@ -20,6 +20,17 @@ impl Rng {
         self.seed
     }
 
+    /// How many keys this generator has handed out.
+    pub fn draws(&self) -> u64 {
+        self.draws
+    }
+
+    /// The generator of `seed` after `draws` keys, as saved from [`seed`](Rng::seed) and
+    /// [`draws`](Rng::draws) (training states restore generators this way).
+    pub fn at(seed: u64, draws: u64) -> Self {
+        Rng { seed, draws }
+    }
+
     /// The key of the next draw.
     pub fn next_key(&mut self) -> u64 {
         let k = splitmix64(self.seed ^ splitmix64(self.draws.wrapping_add(0x5bd1_e995)));
@@ -110,6 +121,8 @@ mod tests {
         assert_eq!(ka, b.next_key());
         assert_ne!(ka, a.next_key());
         assert_ne!(Rng::new(8).next_key(), ka);
+        let mut c = Rng::at(a.seed(), a.draws());
+        assert_eq!(c.next_key(), a.next_key(), "a generator restored from (seed, draws) goes on alike");
     }
 
     #[test]

@@ -10,9 +10,11 @@
 //! norm and head L + 1); parameters no container places are in layer 0.
 
 use crate::stats::LayerStats;
+use plies_autodiff::rng::Rng;
 use plies_autodiff::{Array, Device, Error, Result, Tensor};
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// One parameter as a traversal sees it.
 pub struct ParamRef<'a> {
@@ -37,6 +39,9 @@ pub trait Visit {
     fn module(&mut self, _path: &str, _m: &dyn Module) {}
     /// Called for each train/eval flag.
     fn mode(&mut self, _flag: &Mode) {}
+    /// Called for each random generator a module draws from (e.g. dropout's), with its full
+    /// name, so that a training state can save and restore it.
+    fn rng(&mut self, _name: &str, _rng: &Mutex<Rng>) {}
 }
 
 /// Where a traversal is: the dotted path so far and the layer index in force.
@@ -73,6 +78,12 @@ impl<'v> Scope<'v> {
     /// Report a train/eval flag of the current module.
     pub fn mode(&mut self, flag: &Mode) {
         self.visit.mode(flag);
+    }
+
+    /// Report a random generator of the current module.
+    pub fn rng(&mut self, name: &str, rng: &Mutex<Rng>) {
+        let full = self.full(name);
+        self.visit.rng(&full, rng);
     }
 
     /// Visit a child module under `name`.
@@ -157,6 +168,15 @@ impl<F: FnMut(&Mode)> Visit for Modes<F> {
     }
 }
 
+struct Rngs<F: FnMut(&str, &Mutex<Rng>)>(F);
+
+impl<F: FnMut(&str, &Mutex<Rng>)> Visit for Rngs<F> {
+    fn param(&mut self, _: ParamRef<'_>) {}
+    fn rng(&mut self, name: &str, rng: &Mutex<Rng>) {
+        (self.0)(name, rng)
+    }
+}
+
 struct Modules<F: FnMut(&str, &dyn Module)>(F);
 
 impl<F: FnMut(&str, &dyn Module)> Visit for Modules<F> {
@@ -181,6 +201,12 @@ pub trait Module: AsAny + Send + Sync {
     /// Call `f(path, module)` for every descendant module (not this one), outermost first.
     fn for_each_module(&self, f: &mut dyn FnMut(&str, &dyn Module)) {
         let mut v = Modules(f);
+        self.visit(&mut Scope::new(&mut v));
+    }
+
+    /// Call `f(name, generator)` for every random generator of the model (`blocks.0.mlp.dropout.rng`).
+    fn for_each_rng(&self, f: &mut dyn FnMut(&str, &Mutex<Rng>)) {
+        let mut v = Rngs(f);
         self.visit(&mut Scope::new(&mut v));
     }
 

@@ -46,8 +46,8 @@ fn to_bytes(a: &Array) -> Result<Bytes> {
     Ok(Bytes { dtype, shape: a.dims().to_vec(), data })
 }
 
-/// Write `tensors` and `metadata` to `path` (through a temporary file renamed into place,
-/// so a crash never leaves a half-written checkpoint under the real name).
+/// Write `tensors` and `metadata` to `path` (through a temporary file flushed to disk and
+/// renamed into place, so a crash never leaves a half-written checkpoint under the real name).
 pub fn save_tensors(
     path: impl AsRef<Path>,
     tensors: &[(String, Array)],
@@ -72,9 +72,7 @@ pub fn save_tensors(
         at: "serialize".into(),
         msg: e.to_string(),
     })?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, &buf).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    super::atomic::write_atomic(path, &buf)
 }
 
 /// Read every tensor of a safetensors file onto `device`. Supported dtypes: F32, F64, I32.

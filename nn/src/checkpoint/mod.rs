@@ -4,16 +4,23 @@
 //! goes to its own file (`{param}.exp_avg`, ...). Loading checks every key, shape and
 //! dtype before assigning anything, and reports all missing, unexpected and mismatched
 //! keys in one error naming the file.
+//!
+//! Training states ([`TrainState`], [`Checkpoints`]) add what a training loop needs to go on
+//! after a kill: optimizer state, loader position, generators and metrics (see `state.rs`).
 
+mod atomic;
 mod file;
+mod state;
 
+pub use atomic::write_atomic;
 pub use file::{load_tensors, save_tensors, TensorFile};
+pub use state::{Checkpoints, Resumed, RunMetrics, TrainState, STATE_KEY};
 
 use crate::init::Init;
 use crate::layers::{Gpt, GptConfig};
-use crate::module::Module;
+use crate::module::{Module, NamedParam};
 use crate::optim::Optimizer;
-use plies_autodiff::{Device, Error, Result};
+use plies_autodiff::{Array, Device, Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -70,12 +77,29 @@ pub fn load_model(model: &dyn Module, path: impl AsRef<Path>) -> Result<HashMap<
 pub fn load_model_with(model: &dyn Module, path: impl AsRef<Path>, strict: bool) -> Result<LoadReport> {
     let path = path.as_ref();
     let file = load_tensors(path, Device::Cpu)?;
+    let (mut report, assign) = fit_model(model, &file.tensors, path, strict)?;
+    report.metadata = file.metadata;
+    for (p, a) in assign {
+        p.tensor.set_value(a)?;
+    }
+    Ok(report)
+}
+
+/// Check `tensors` (read from `path`) against the model's parameters without assigning
+/// anything: what fits, moved to each parameter's device, or an error naming the file and
+/// every missing, unexpected and mismatched key.
+pub(crate) fn fit_model(
+    model: &dyn Module,
+    tensors: &HashMap<String, Array>,
+    path: &Path,
+    strict: bool,
+) -> Result<(LoadReport, Vec<(NamedParam, Array)>)> {
     let params = model.named_parameters();
-    let mut report = LoadReport { metadata: file.metadata, ..Default::default() };
+    let mut report = LoadReport::default();
     let mut assign = Vec::new();
     for p in &params {
         let v = p.tensor.value();
-        match file.tensors.get(&p.name) {
+        match tensors.get(&p.name) {
             None => report.missing.push(p.name.clone()),
             Some(a) if a.shape() != v.shape() || a.dtype() != v.dtype() => report.mismatched.push(format!(
                 "`{}` expected {} {}, file has {} {}",
@@ -85,11 +109,11 @@ pub fn load_model_with(model: &dyn Module, path: impl AsRef<Path>, strict: bool)
                 a.dtype(),
                 a.shape()
             )),
-            Some(a) => assign.push((p, a.to_device(v.device())?)),
+            Some(a) => assign.push((p.clone(), a.to_device(v.device())?)),
         }
     }
     let known: std::collections::HashSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
-    report.unexpected = file.tensors.keys().filter(|k| !known.contains(k.as_str())).cloned().collect();
+    report.unexpected = tensors.keys().filter(|k| !known.contains(k.as_str())).cloned().collect();
     report.unexpected.sort();
     let refuse = !report.mismatched.is_empty() || (strict && !report.is_clean());
     if refuse {
@@ -99,10 +123,7 @@ pub fn load_model_with(model: &dyn Module, path: impl AsRef<Path>, strict: bool)
             msg: format!("does not fit the model: {}", report.describe()),
         });
     }
-    for (p, a) in assign {
-        p.tensor.set_value(a)?;
-    }
-    Ok(report)
+    Ok((report, assign))
 }
 
 /// Save an optimizer's state to its own file.

@@ -4,6 +4,15 @@ use super::{Batch, Dataset};
 use plies_autodiff::{Device, Error, Result};
 use plies_core::rng::{splitmix64, Rng};
 
+/// Where a [`Stream`] stands: the epoch and the index within it of the next batch. Since an
+/// epoch's order depends only on `(seed, epoch)`, this is all a training state needs to resume
+/// the stream ([`DataLoader::stream_from`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub epoch: u64,
+    pub batch: u64,
+}
+
 /// Walks a [`Dataset`] in batches of `batch_size`.
 ///
 /// With [`shuffle`](DataLoader::shuffle), epoch `e` visits the examples in an order that depends
@@ -73,20 +82,34 @@ impl<'a, D: Dataset + ?Sized> DataLoader<'a, D> {
 
     /// The batches of one epoch.
     pub fn epoch(&self, epoch: u64) -> Batches<'a, D> {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of epoch `epoch` from batch `batch` on (none when `batch` is past the end).
+    fn epoch_from(&self, epoch: u64, batch: u64) -> Batches<'a, D> {
+        let order = self.order(epoch);
+        let skip = usize::try_from(batch).unwrap_or(usize::MAX).saturating_mul(self.batch_size).min(order.len());
         Batches {
             data: self.data,
-            order: self.order(epoch),
+            order,
             batch_size: self.batch_size,
             drop_last: self.drop_last,
             device: self.device,
-            pos: 0,
+            pos: skip,
         }
     }
 
     /// Batches of epoch 0, then epoch 1, and so on without end (take as many steps as you need).
     /// Yields one error, then stops, if an epoch would hold no batch at all.
     pub fn stream(&self) -> Stream<'a, D> {
-        Stream { loader: self.clone(), epoch: 0, current: None, failed: false }
+        self.stream_from(Position::default())
+    }
+
+    /// The stream of [`stream`](Self::stream) from `pos` on (as saved by [`Stream::position`]),
+    /// without gathering the batches before it.
+    pub fn stream_from(&self, pos: Position) -> Stream<'a, D> {
+        let current = (pos != Position::default()).then(|| self.epoch_from(pos.epoch, pos.batch));
+        Stream { loader: self.clone(), epoch: pos.epoch, current, failed: false }
     }
 }
 
@@ -135,6 +158,15 @@ impl<D: Dataset + ?Sized> Stream<'_, D> {
     /// The epoch of the batch yielded last (0 before the first).
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// The position of the next batch: `stream_from(position())` goes on with the same batches.
+    pub fn position(&self) -> Position {
+        let Some(cur) = &self.current else { return Position { epoch: self.epoch, batch: 0 } };
+        if cur.len() == 0 {
+            return Position { epoch: self.epoch + 1, batch: 0 };
+        }
+        Position { epoch: self.epoch, batch: cur.pos.div_ceil(self.loader.batch_size) as u64 }
     }
 }
 

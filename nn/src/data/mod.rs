@@ -14,7 +14,7 @@ pub mod mnist;
 pub mod text;
 
 pub use labeled::LabeledData;
-pub use loader::{Batches, DataLoader, Stream};
+pub use loader::{Batches, DataLoader, Position, Stream};
 pub use text::{CharDataset, CharWindows, Vocab};
 
 use plies_autodiff::{Device, Result, Tensor};

@@ -27,6 +27,7 @@ impl Dropout {
 impl Module for Dropout {
     fn visit(&self, s: &mut Scope<'_>) {
         s.mode(&self.mode);
+        s.rng("rng", &self.rng);
     }
 }
 

@@ -1,4 +1,5 @@
-//! The flags every example takes: `--device`, `--steps`, `--seed`, `--out`.
+//! The flags every example takes: `--device`, `--steps`, `--seed`, `--out`, `--save-every`,
+//! `--resume`.
 //!
 //! An example with flags of its own flattens [`CommonArgs`] into its clap parser
 //! (`#[command(flatten)] common: CommonArgs`); one without calls [`parse_common`].
@@ -21,6 +22,14 @@ pub struct CommonArgs {
     /// Folder for metrics.jsonl and plots [default: runs/NAME, NAME being the example]
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Save the training state every N steps and after the last, into the output folder
+    /// (state-STEP.safetensors; the last two are kept)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub save_every: Option<u64>,
+    /// Go on from the newest loadable training state in DIR (a run's output folder), exactly
+    /// as if the run had not stopped; --out defaults to DIR
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 }
 
 fn parse_device(s: &str) -> Result<Device, String> {
@@ -39,9 +48,10 @@ impl CommonArgs {
         self.steps.unwrap_or(default)
     }
 
-    /// `--out`, or `runs/<example>` (the folder `.gitignore` leaves out).
+    /// `--out`, else the `--resume` folder, else `runs/<example>` (the folder `.gitignore`
+    /// leaves out).
     pub fn out_dir(&self, example: &str) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(example))
+        self.out.clone().or_else(|| self.resume.clone()).unwrap_or_else(|| PathBuf::from("runs").join(example))
     }
 
     /// Open `--device` and name it on stderr (the adapter for a GPU, the thread count for

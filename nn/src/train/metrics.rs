@@ -109,6 +109,20 @@ pub fn json_object(fields: &[(&str, Value)]) -> String {
 pub struct MetricsLog {
     path: PathBuf,
     out: BufWriter<File>,
+    /// Bytes written so far and their FNV-1a hash: where a training state saved now leaves
+    /// the log (see [`RunMetrics`](crate::checkpoint::RunMetrics)).
+    bytes: u64,
+    hash: u64,
+}
+
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, continuing from `hash` (start from `FNV_OFFSET`).
+pub(crate) fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash = (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }
 
 impl MetricsLog {
@@ -119,16 +133,36 @@ impl MetricsLog {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(MetricsLog { path, out: BufWriter::new(file) })
+        Ok(MetricsLog { path, out: BufWriter::new(file), bytes: 0, hash: FNV_OFFSET })
+    }
+
+    /// A log at `path` that starts with `prefix` (the log of a run being resumed, cut back to
+    /// where its training state was saved), written atomically, then appended to.
+    pub fn continued(path: impl AsRef<Path>, prefix: &[u8]) -> Result<MetricsLog> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        crate::checkpoint::write_atomic(&path, prefix)?;
+        let file = std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(MetricsLog { path, out: BufWriter::new(file), bytes: prefix.len() as u64, hash: fnv1a(FNV_OFFSET, prefix) })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// (bytes written, their FNV-1a hash).
+    pub fn position(&self) -> (u64, u64) {
+        (self.bytes, self.hash)
+    }
+
     /// Write one record as a line and flush it.
     pub fn write(&mut self, fields: &[(&str, Value)]) -> Result<()> {
-        let line = json_object(fields);
-        writeln!(self.out, "{line}").and_then(|_| self.out.flush()).map_err(|e| Error::io(&self.path, e))
+        let line = json_object(fields) + "\n";
+        self.out.write_all(line.as_bytes()).and_then(|_| self.out.flush()).map_err(|e| Error::io(&self.path, e))?;
+        self.bytes += line.len() as u64;
+        self.hash = fnv1a(self.hash, line.as_bytes());
+        Ok(())
     }
 }

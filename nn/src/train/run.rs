@@ -1,10 +1,16 @@
 //! `Run`: the bookkeeping of a training loop in one place. It creates the output folder,
-//! logs every step and evaluation to `metrics.jsonl`, drives the progress bar, and at the end
-//! writes `loss.png` and returns the run's machine-readable result line.
+//! logs every step and evaluation to `metrics.jsonl`, drives the progress bar, saves training
+//! states (`--save-every`) and resumes from them (`--resume`), and at the end writes
+//! `loss.png` and returns the run's machine-readable result line.
 
-use super::{json_object, LinePlot, MetricsLog, Progress, Value};
-use plies_autodiff::Result;
+use super::metrics::{fnv1a, FNV_OFFSET};
+use super::{json_object, CommonArgs, LinePlot, MetricsLog, Progress, Value};
+use crate::checkpoint::{Checkpoints, Resumed, RunMetrics, TrainState};
+use crate::module::Module;
+use crate::optim::Optimizer;
+use plies_autodiff::{Error, Result};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub struct Run {
     name: String,
@@ -13,6 +19,13 @@ pub struct Run {
     progress: Progress,
     train: Vec<(f64, f64)>,
     evals: Vec<(String, Vec<(f64, f64)>)>,
+    total_steps: u64,
+    save_every: Option<u64>,
+    checkpoints: Checkpoints,
+    /// (steps done, file) when this run goes on from a training state.
+    resumed: Option<(u64, PathBuf)>,
+    /// Time spent before the resume, so `elapsed_s` goes on from where it was.
+    elapsed_before: Duration,
 }
 
 impl Run {
@@ -23,12 +36,145 @@ impl Run {
         let log = MetricsLog::create(dir.join("metrics.jsonl"))?;
         Ok(Run {
             name: name.to_string(),
+            checkpoints: Checkpoints::new(&dir),
             dir,
             log,
             progress: Progress::new(total_steps),
             train: Vec::new(),
             evals: Vec::new(),
+            total_steps,
+            save_every: None,
+            resumed: None,
+            elapsed_before: Duration::ZERO,
         })
+    }
+
+    /// The run the common flags describe, in `--out`. With `--resume DIR`: restore `model` and
+    /// `opt` from DIR's newest loadable training state, go on with its metrics (the log is cut
+    /// back to where the state was saved) and return that state, whose `step` is the first step
+    /// to run. Without: start afresh, removing training states an earlier run left in `--out`,
+    /// and return the state of step 0. Either way [`save_due`](Self::save_due) follows
+    /// `--save-every`.
+    pub fn start(
+        name: &str,
+        args: &CommonArgs,
+        total_steps: u64,
+        model: &dyn Module,
+        opt: &mut dyn Optimizer,
+    ) -> Result<(Run, TrainState)> {
+        let dir = args.out_dir(name);
+        let (mut run, state) = match &args.resume {
+            None => {
+                let removed = Checkpoints::clear(&dir)?;
+                if removed > 0 {
+                    eprintln!(
+                        "plies: removed {removed} training state file(s) of an earlier run from {}",
+                        dir.display()
+                    );
+                }
+                (Run::create(name, &dir, total_steps)?, TrainState::default())
+            }
+            Some(from) => {
+                let resumed = Checkpoints::load_latest(from, model, opt)?;
+                if resumed.state.run != name {
+                    return Err(Error::Format {
+                        path: resumed.path.display().to_string(),
+                        at: "training state".into(),
+                        msg: format!("was saved by run `{}`, not `{name}`", resumed.state.run),
+                    });
+                }
+                let run = Run::resume(name, &dir, total_steps, &resumed)?;
+                (run, resumed.state)
+            }
+        };
+        run.save_every = args.save_every;
+        Ok((run, state))
+    }
+
+    /// Go on from a loaded training state, writing to `dir`: its metrics come back, and the
+    /// log of the folder it was saved in (cut back to the save) is carried over, unless that
+    /// log is gone or has been rewritten since (then a warning, and the log starts afresh).
+    pub fn resume(name: &str, dir: impl AsRef<Path>, total_steps: u64, resumed: &Resumed) -> Result<Run> {
+        let dir = dir.as_ref().to_path_buf();
+        let m = &resumed.state.metrics;
+        let from_dir = resumed.path.parent().unwrap_or(Path::new("."));
+        let old_log = from_dir.join("metrics.jsonl");
+        let prefix = match std::fs::read(&old_log) {
+            Ok(mut bytes) if bytes.len() as u64 >= m.log_bytes => {
+                bytes.truncate(m.log_bytes as usize);
+                (fnv1a(FNV_OFFSET, &bytes) == m.log_hash).then_some(bytes)
+            }
+            _ => None,
+        };
+        let prefix = prefix.unwrap_or_else(|| {
+            eprintln!(
+                "plies: warning: {} is not the log the training state {} was saved with; starting a new log",
+                old_log.display(),
+                resumed.path.display()
+            );
+            Vec::new()
+        });
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let checkpoints = if same(from_dir, &dir) {
+            Checkpoints::new(&dir).after(&resumed.path)
+        } else {
+            Checkpoints::clear(&dir)?;
+            Checkpoints::new(&dir)
+        };
+        Ok(Run {
+            name: name.to_string(),
+            log: MetricsLog::continued(dir.join("metrics.jsonl"), &prefix)?,
+            dir,
+            progress: Progress::new(total_steps),
+            train: m.train.clone(),
+            evals: m.evals.clone(),
+            total_steps,
+            save_every: None,
+            checkpoints,
+            resumed: Some((resumed.state.step, resumed.path.clone())),
+            elapsed_before: Duration::from_secs_f64(m.elapsed_s.max(0.0)),
+        })
+    }
+
+    /// Save a training state every this many steps and after the last (`--save-every`).
+    pub fn save_every(mut self, every: Option<u64>) -> Run {
+        self.save_every = every;
+        self
+    }
+
+    /// Whether a training state is due after `steps_done` steps: every `--save-every` steps
+    /// and after the last step (never without `--save-every`).
+    pub fn save_due(&self, steps_done: u64) -> bool {
+        self.save_every.is_some_and(|n| n > 0 && (steps_done.is_multiple_of(n) || steps_done == self.total_steps))
+    }
+
+    /// What the run has recorded so far (a training state carries it).
+    pub fn metrics(&self) -> RunMetrics {
+        let (log_bytes, log_hash) = self.log.position();
+        RunMetrics {
+            train: self.train.clone(),
+            evals: self.evals.clone(),
+            log_bytes,
+            log_hash,
+            elapsed_s: self.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Save `state` (this run's name and metrics filled in) with the model and optimizer as
+    /// `state-<step>.safetensors` in the run's folder; returns the file.
+    pub fn save_state(&mut self, mut state: TrainState, model: &dyn Module, opt: &dyn Optimizer) -> Result<PathBuf> {
+        state.run = self.name.clone();
+        state.metrics = self.metrics();
+        self.checkpoints.save(&state, model, opt)
+    }
+
+    /// Time since the run started, counting the time before a resume.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed_before + self.progress.elapsed()
     }
 
     /// Replace the progress display (e.g. `Progress::quiet(steps)` in tests).
@@ -41,9 +187,18 @@ impl Run {
         &self.dir
     }
 
-    /// Record the run's settings as a `{"event":"config",...}` line.
+    /// Record the run's settings as a `{"event":"config",...}` line; a resumed run writes
+    /// `{"event":"resume","step":steps_done,"from":file,...}` instead, after the log so far.
     pub fn config(&mut self, fields: &[(&str, Value)]) -> Result<()> {
-        let mut all = vec![("event", Value::from("config")), ("name", Value::from(self.name.as_str()))];
+        let mut all = match &self.resumed {
+            None => vec![("event", Value::from("config")), ("name", Value::from(self.name.as_str()))],
+            Some((step, from)) => vec![
+                ("event", Value::from("resume")),
+                ("name", Value::from(self.name.as_str())),
+                ("step", Value::from(*step)),
+                ("from", Value::from(from.display().to_string())),
+            ],
+        };
         all.extend(fields.iter().cloned());
         self.log.write(&all)
     }
@@ -57,7 +212,7 @@ impl Run {
             ("step", step.into()),
             ("loss", loss.into()),
             ("examples_per_sec", round3(self.progress.recent_examples_per_sec()).into()),
-            ("elapsed_s", round3(self.progress.elapsed().as_secs_f64()).into()),
+            ("elapsed_s", round3(self.elapsed().as_secs_f64()).into()),
         ])
     }
 
@@ -118,7 +273,7 @@ impl Run {
         self.loss_plot().write_png(self.dir.join("loss.png"))?;
         let mut fields = vec![("event", Value::from("result")), ("name", Value::from(self.name.as_str()))];
         fields.extend(result.iter().cloned());
-        fields.push(("elapsed_s", round3(self.progress.elapsed().as_secs_f64()).into()));
+        fields.push(("elapsed_s", round3(self.elapsed().as_secs_f64()).into()));
         self.log.write(&fields)?;
         Ok(format!("result: {}", json_object(&fields[1..])))
     }
