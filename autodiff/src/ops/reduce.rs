@@ -90,35 +90,14 @@ impl Tensor {
     }
 }
 
-impl Tensor {
-    #[track_caller]
-    pub fn sum(&self, axes: impl Axes, keepdim: bool) -> Tensor {
-        crate::tensor::ok(self.try_sum(axes, keepdim))
-    }
-    #[track_caller]
-    pub fn mean(&self, axes: impl Axes, keepdim: bool) -> Tensor {
-        crate::tensor::ok(self.try_mean(axes, keepdim))
-    }
-    #[track_caller]
-    pub fn max(&self, axes: impl Axes, keepdim: bool) -> Tensor {
-        crate::tensor::ok(self.try_max(axes, keepdim))
-    }
-    #[track_caller]
-    pub fn min(&self, axes: impl Axes, keepdim: bool) -> Tensor {
-        crate::tensor::ok(self.try_min(axes, keepdim))
-    }
-    #[track_caller]
-    pub fn argmax(&self, axis: impl Axis, keepdim: bool) -> Tensor {
-        crate::tensor::ok(self.try_argmax(axis, keepdim))
-    }
-    #[track_caller]
-    pub fn argmin(&self, axis: impl Axis, keepdim: bool) -> Tensor {
-        crate::tensor::ok(self.try_argmin(axis, keepdim))
-    }
-    #[track_caller]
-    pub fn var(&self, axes: impl Axes, keepdim: bool, correction: usize) -> Tensor {
-        crate::tensor::ok(self.try_var(axes, keepdim, correction))
-    }
+infallible! {
+    sum => try_sum(axes: impl Axes, keepdim: bool);
+    mean => try_mean(axes: impl Axes, keepdim: bool);
+    max => try_max(axes: impl Axes, keepdim: bool);
+    min => try_min(axes: impl Axes, keepdim: bool);
+    argmax => try_argmax(axis: impl Axis, keepdim: bool);
+    argmin => try_argmin(axis: impl Axis, keepdim: bool);
+    var => try_var(axes: impl Axes, keepdim: bool, correction: usize);
 }
 
 infallible! {

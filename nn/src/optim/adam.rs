@@ -1,6 +1,6 @@
 //! Adam and AdamW on the fused `Array::adamw` kernel (PyTorch's update rule, bias-corrected).
 
-use super::{bytes, check_state, grad_of, resolve, unexpected_keys, Group, Optimizer, ParamGroup};
+use super::{bytes, check_state, grad_of, unexpected_keys, Groups, Optimizer, ParamGroup};
 use crate::module::NamedParam;
 use plies_autodiff::{Array, DType, Device, Error, Result};
 use plies_core::AdamWStep;
@@ -39,7 +39,7 @@ struct State {
 
 /// Adam or AdamW (see [`AdamConfig::decoupled`]).
 pub struct Adam {
-    groups: Vec<Group>,
+    groups: Groups,
     pub config: AdamConfig,
     state: HashMap<String, State>,
 }
@@ -52,7 +52,7 @@ impl Adam {
     }
 
     pub fn with_groups(groups: Vec<ParamGroup>, config: AdamConfig) -> Result<Adam> {
-        let groups = resolve(groups, config.lr, config.weight_decay, &[])?;
+        let groups = Groups::new(groups, config.lr, config.weight_decay)?;
         Ok(Adam { groups, config, state: HashMap::new() })
     }
 
@@ -65,7 +65,7 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
         let c = self.config;
-        for g in &self.groups {
+        for g in self.groups.iter() {
             for p in &g.params {
                 let Some(grad) = grad_of(p) else { continue };
                 let value = p.tensor.value();
@@ -103,18 +103,12 @@ impl Optimizer for Adam {
         Ok(())
     }
 
-    fn groups(&self) -> &[Group] {
+    fn param_groups(&self) -> &Groups {
         &self.groups
     }
 
-    fn groups_mut(&mut self) -> &mut [Group] {
+    fn param_groups_mut(&mut self) -> &mut Groups {
         &mut self.groups
-    }
-
-    fn add_group(&mut self, group: ParamGroup) -> Result<()> {
-        let g = resolve(vec![group], self.config.lr, self.config.weight_decay, &self.groups)?;
-        self.groups.extend(g);
-        Ok(())
     }
 
     fn state_dict(&self) -> Vec<(String, Array)> {

@@ -61,6 +61,34 @@ pub struct Group {
     pub weight_decay: f64,
 }
 
+/// An optimizer's parameter groups, and the learning rate and weight decay that a group
+/// added later gets where it sets none. Reads as a slice of groups.
+#[derive(Debug)]
+pub struct Groups {
+    list: Vec<Group>,
+    lr: f64,
+    weight_decay: f64,
+}
+
+impl Groups {
+    pub(crate) fn new(groups: Vec<ParamGroup>, lr: f64, weight_decay: f64) -> Result<Groups> {
+        Ok(Groups { list: resolve(groups, lr, weight_decay, &[])?, lr, weight_decay })
+    }
+
+    fn add(&mut self, group: ParamGroup) -> Result<()> {
+        let g = resolve(vec![group], self.lr, self.weight_decay, &self.list)?;
+        self.list.extend(g);
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Groups {
+    type Target = [Group];
+    fn deref(&self) -> &[Group] {
+        &self.list
+    }
+}
+
 /// Resolve groups against defaults, rejecting a parameter listed twice.
 pub(crate) fn resolve(groups: Vec<ParamGroup>, lr: f64, weight_decay: f64, have: &[Group]) -> Result<Vec<Group>> {
     let mut seen: HashSet<String> = have.iter().flat_map(|g| g.params.iter().map(|p| p.name.clone())).collect();
@@ -94,11 +122,23 @@ pub trait Optimizer {
     /// Apply one update to every parameter that has a gradient.
     fn step(&mut self) -> Result<()>;
 
-    fn groups(&self) -> &[Group];
-    fn groups_mut(&mut self) -> &mut [Group];
+    /// The parameter groups with the defaults new groups get (the one field every
+    /// optimizer keeps the same way; `groups` and `add_group` are built on it).
+    fn param_groups(&self) -> &Groups;
+    fn param_groups_mut(&mut self) -> &mut Groups;
+
+    fn groups(&self) -> &[Group] {
+        &self.param_groups().list
+    }
+
+    fn groups_mut(&mut self) -> &mut [Group] {
+        &mut self.param_groups_mut().list
+    }
 
     /// Add parameters (e.g. a newly grown block) with the optimizer's defaults filled in.
-    fn add_group(&mut self, group: ParamGroup) -> Result<()>;
+    fn add_group(&mut self, group: ParamGroup) -> Result<()> {
+        self.param_groups_mut().add(group)
+    }
 
     /// The per-parameter state as named arrays (`{param}.exp_avg`, ...), for checkpoints.
     fn state_dict(&self) -> Vec<(String, Array)>;

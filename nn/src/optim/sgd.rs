@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov momentum and (coupled)
 //! weight decay, following PyTorch's `torch.optim.SGD`.
 
-use super::{bytes, check_state, grad_of, resolve, unexpected_keys, Group, Optimizer, ParamGroup};
+use super::{bytes, check_state, grad_of, unexpected_keys, Groups, Optimizer, ParamGroup};
 use crate::module::NamedParam;
 use plies_autodiff::{Array, Error, Result};
 use std::collections::HashMap;
@@ -34,7 +34,7 @@ impl SgdConfig {
 }
 
 pub struct Sgd {
-    groups: Vec<Group>,
+    groups: Groups,
     pub config: SgdConfig,
     /// Momentum buffers, created at a parameter's first gradient.
     momentum: HashMap<String, Array>,
@@ -51,7 +51,7 @@ impl Sgd {
         if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
             return Err(Error::invalid("sgd", "Nesterov momentum needs momentum > 0 and zero dampening"));
         }
-        let groups = resolve(groups, config.lr, config.weight_decay, &[])?;
+        let groups = Groups::new(groups, config.lr, config.weight_decay)?;
         Ok(Sgd { groups, config, momentum: HashMap::new() })
     }
 }
@@ -59,7 +59,7 @@ impl Sgd {
 impl Optimizer for Sgd {
     fn step(&mut self) -> Result<()> {
         let c = self.config;
-        for g in &self.groups {
+        for g in self.groups.iter() {
             for p in &g.params {
                 let Some(mut d) = grad_of(p) else { continue };
                 let value = p.tensor.value();
@@ -84,18 +84,12 @@ impl Optimizer for Sgd {
         Ok(())
     }
 
-    fn groups(&self) -> &[Group] {
+    fn param_groups(&self) -> &Groups {
         &self.groups
     }
 
-    fn groups_mut(&mut self) -> &mut [Group] {
+    fn param_groups_mut(&mut self) -> &mut Groups {
         &mut self.groups
-    }
-
-    fn add_group(&mut self, group: ParamGroup) -> Result<()> {
-        let g = resolve(vec![group], self.config.lr, self.config.weight_decay, &self.groups)?;
-        self.groups.extend(g);
-        Ok(())
     }
 
     fn state_dict(&self) -> Vec<(String, Array)> {
