@@ -38,6 +38,19 @@ impl Tensor {
     }
 }
 
+impl Tensor {
+    /// `self W^T + b` (PyTorch's `F.linear`) for rows `self` `[.., in]`, `weight` `[out, in]`
+    /// and `bias` `[out]`: the transposed weight is a view the matmul reads in place.
+    pub fn try_linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let y = self.try_matmul(&weight.try_t()?)?;
+        match bias {
+            Some(b) => y.try_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
 infallible! {
+    linear => try_linear(weight: &Tensor, bias: Option<&Tensor>);
     matmul => try_matmul(rhs: &Tensor);
 }

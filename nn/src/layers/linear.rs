@@ -90,12 +90,8 @@ impl Linear {
 
     /// The unadapted output `x W^T` of rows `x` `[n, in]`, plus the bias if `bias`.
     pub fn try_base(&self, x: &Tensor, bias: bool) -> Result<Tensor> {
-        // One 2-d gemm over all rows; the transposed weight is a view gemm reads in place.
-        let y = x.try_matmul(&self.weight.try_t()?)?;
-        match (&self.bias, bias) {
-            (Some(b), true) => y.try_add(b),
-            _ => Ok(y),
-        }
+        // One 2-d gemm over all rows.
+        x.try_linear(&self.weight, self.bias.as_ref().filter(|_| bias))
     }
 
     /// The output of rows `x` `[n, in]` cut along the output features into parts of
@@ -133,11 +129,7 @@ impl Linear {
                 w = w.try_mul_scalar(s)?;
                 b = b.map(|b| b.try_mul_scalar(s)).transpose()?;
             }
-            let y = rows.try_matmul(&w.try_t()?)?;
-            out.push(match b {
-                Some(b) => y.try_add(&b)?,
-                None => y,
-            });
+            out.push(rows.try_linear(&w, b.as_ref())?);
             start += n;
         }
         Ok(out)

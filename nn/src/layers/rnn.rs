@@ -44,15 +44,6 @@ impl Weights {
         self.w_hh.dims()[0] / gates
     }
 
-    /// `x W^T + b` for rows `x`.
-    fn affine(x: &Tensor, w: &Tensor, b: &Option<Tensor>) -> Result<Tensor> {
-        let y = x.try_matmul(&w.try_t()?)?;
-        match b {
-            Some(b) => y.try_add(b),
-            None => Ok(y),
-        }
-    }
-
     /// Check `x` `[b, t, in]` and an optional initial state `[b, hidden]`; returns the zero
     /// state when none is given.
     fn start(&self, op: &'static str, x: &Tensor, h0: Option<&Tensor>, gates: usize) -> Result<Tensor> {
@@ -106,7 +97,7 @@ impl Rnn {
         let w = &self.w;
         let h = w.start("rnn", x, h0, 1)?;
         Weights::run(x, h, |xt, h| {
-            let z = Weights::affine(xt, &w.w_ih, &w.b_ih)?.try_add(&Weights::affine(h, &w.w_hh, &w.b_hh)?)?;
+            let z = xt.try_linear(&w.w_ih, w.b_ih.as_ref())?.try_add(&h.try_linear(&w.w_hh, w.b_hh.as_ref())?)?;
             self.nonlinearity.try_apply(&z)
         })
     }
@@ -144,8 +135,8 @@ impl Gru {
         let hs = self.hidden_size();
         let h = w.start("gru", x, h0, 3)?;
         Weights::run(x, h, |xt, h| {
-            let gi = Weights::affine(xt, &w.w_ih, &w.b_ih)?.try_split(&[hs, hs, hs], 1)?;
-            let gh = Weights::affine(h, &w.w_hh, &w.b_hh)?.try_split(&[hs, hs, hs], 1)?;
+            let gi = xt.try_linear(&w.w_ih, w.b_ih.as_ref())?.try_split(&[hs, hs, hs], 1)?;
+            let gh = h.try_linear(&w.w_hh, w.b_hh.as_ref())?.try_split(&[hs, hs, hs], 1)?;
             let r = gi[0].try_add(&gh[0])?.try_sigmoid()?;
             let z = gi[1].try_add(&gh[1])?.try_sigmoid()?;
             let n = gi[2].try_add(&r.try_mul(&gh[2])?)?.try_tanh()?;
