@@ -217,18 +217,17 @@ impl Run {
     }
 
     /// Evaluation metrics at `step`, logged as `{"step", "event":"eval", name: value, ...}` and
-    /// printed above the progress bar. Metrics whose name contains `loss` join the loss plot.
+    /// printed above the progress bar. Metrics whose name contains `loss` join the loss plot;
+    /// the others (accuracy, ...) get `metrics.png`.
     pub fn eval(&mut self, step: u64, metrics: &[(&str, f64)]) -> Result<()> {
         let mut fields = vec![("step", Value::from(step)), ("event", Value::from("eval"))];
         let mut line = format!("step {step}");
         for &(name, v) in metrics {
             fields.push((name, v.into()));
             line += &format!(" | {name} {v:.4}");
-            if name.contains("loss") {
-                match self.evals.iter_mut().find(|(n, _)| n == name) {
-                    Some((_, pts)) => pts.push((step as f64, v)),
-                    None => self.evals.push((name.to_string(), vec![(step as f64, v)])),
-                }
+            match self.evals.iter_mut().find(|(n, _)| n == name) {
+                Some((_, pts)) => pts.push((step as f64, v)),
+                None => self.evals.push((name.to_string(), vec![(step as f64, v)])),
             }
         }
         self.progress.println(line);
@@ -248,6 +247,9 @@ impl Run {
     /// The loss curve: training loss and the evaluation losses, log-scaled when the losses
     /// span more than two decades. Past 1000 steps the training loss is drawn as means over
     /// windows of steps (named so in the legend), since a plot cannot show more points anyway.
+    /// The raw train loss (window means past 1000 steps, so a long run stays drawable), a
+    /// smoothed line over it (trailing mean of about a twentieth of the run), and the
+    /// evaluations whose name contains `loss`.
     pub fn loss_plot(&self) -> LinePlot {
         let window = self.train.len().div_ceil(500);
         let (name, train) = if window > 1 && self.train.len() > 1000 {
@@ -255,15 +257,33 @@ impl Run {
         } else {
             ("train".to_string(), self.train.clone())
         };
-        let drawn = || train.iter().chain(self.evals.iter().flat_map(|(_, p)| p.iter())).map(|p| p.1);
+        let span = (self.train.len() / 20).clamp(1, 500);
+        let evals: Vec<_> = self.evals.iter().filter(|(n, _)| n.contains("loss")).collect();
+        let drawn = || train.iter().chain(evals.iter().flat_map(|(_, p)| p.iter())).map(|p| p.1);
         let (lo, hi) =
             drawn().filter(|v| v.is_finite()).fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
         let log = lo > 0.0 && hi / lo > 100.0;
         let mut plot = LinePlot::new(format!("{}: loss", self.name)).log_y(log).series(name, train.clone());
-        for (name, pts) in &self.evals {
+        if span > 1 {
+            plot = plot.series(format!("train (mean of last {span} steps)"), trailing_means(&self.train, span));
+        }
+        for (name, pts) in evals {
             plot = plot.series(name.clone(), pts.clone());
         }
         plot
+    }
+
+    /// The evaluations that are not losses (accuracy, ...), or `None` when there are none.
+    pub fn metrics_plot(&self) -> Option<LinePlot> {
+        let others: Vec<_> = self.evals.iter().filter(|(n, _)| !n.contains("loss")).collect();
+        if others.is_empty() {
+            return None;
+        }
+        let mut plot = LinePlot::new(format!("{}: evaluations", self.name));
+        for (name, pts) in others {
+            plot = plot.series(name.clone(), pts.clone());
+        }
+        Some(plot)
     }
 
     /// Finish: write `loss.png`, log `{"event":"result",...}`, and return the result line
@@ -271,6 +291,9 @@ impl Run {
     pub fn finish(mut self, result: &[(&str, Value)]) -> Result<String> {
         self.progress.finish();
         self.loss_plot().write_png(self.dir.join("loss.png"))?;
+        if let Some(p) = self.metrics_plot() {
+            p.write_png(self.dir.join("metrics.png"))?;
+        }
         let mut fields = vec![("event", Value::from("result")), ("name", Value::from(self.name.as_str()))];
         fields.extend(result.iter().cloned());
         fields.push(("elapsed_s", round3(self.elapsed().as_secs_f64()).into()));
@@ -291,6 +314,41 @@ fn window_means(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// At each point, the mean of the finite y over the last `span` points (fewer at the start).
+fn trailing_means(points: &[(f64, f64)], span: usize) -> Vec<(f64, f64)> {
+    let (mut sum, mut count) = (0.0, 0usize);
+    let mut out = Vec::with_capacity(points.len());
+    for (i, &(x, y)) in points.iter().enumerate() {
+        if y.is_finite() {
+            sum += y;
+            count += 1;
+        }
+        if i >= span {
+            let old = points[i - span].1;
+            if old.is_finite() {
+                sum -= old;
+                count -= 1;
+            }
+        }
+        if count > 0 {
+            out.push((x, sum / count as f64));
+        }
+    }
+    out
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trailing_means;
+
+    #[test]
+    fn trailing_means_skip_non_finite_values_and_drop_old_ones() {
+        let pts = [(0.0, 1.0), (1.0, 3.0), (2.0, f64::NAN), (3.0, 5.0), (4.0, 7.0)];
+        let got = trailing_means(&pts, 2);
+        assert_eq!(got, vec![(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 5.0), (4.0, 6.0)]);
+    }
 }
