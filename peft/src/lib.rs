@@ -5,3 +5,5 @@
 //!
 //! Each method is a module of its own; they share the layer index that every parameter of a
 //! plies-nn `Module` carries.
+
+pub mod tpsgd;
