@@ -22,6 +22,9 @@ fn param(net: &LocalNet, name: &str) -> Vec<f64> {
     p.tensor.to_vec::<f64>()
 }
 
+/// Updated hidden weight and bias, head weight and bias, the hidden activation, the task loss.
+type Expected = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, f64);
+
 /// Row-major `[rows, cols]` helpers on plain vectors.
 fn at(m: &[f64], cols: usize, r: usize, c: usize) -> f64 {
     m[r * cols + c]
@@ -39,7 +42,7 @@ fn expected_update(
     (bsz, inp, hid, cls): (usize, usize, usize, usize),
     lr: f64,
     d_local: impl Fn(f64, usize, usize, usize) -> f64,
-) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, f64) {
+) -> Expected {
     let mut a = vec![0.0; bsz * hid];
     for b in 0..bsz {
         for j in 0..hid {

@@ -118,7 +118,7 @@ impl LocalNet {
         act: Activation,
     ) -> Result<LocalNet> {
         let scale = 1usize << channels.len();
-        if channels.is_empty() || image.0 % scale != 0 || image.1 % scale != 0 {
+        if channels.is_empty() || !image.0.is_multiple_of(scale) || !image.1.is_multiple_of(scale) {
             return Err(Error::invalid(
                 "LocalNet::cnn",
                 format!(
