@@ -15,6 +15,10 @@ mod char_gpt;
 #[path = "../examples/fashion_cnn.rs"]
 mod fashion_cnn;
 
+#[allow(dead_code)]
+#[path = "../examples/tpsgd.rs"]
+mod tpsgd;
+
 use clap::Parser;
 use plies::autodiff::Device;
 use plies::nn::checkpoint::load_gpt;
@@ -160,4 +164,35 @@ fn fashion_cnn_trains_on_small_images_and_explains_missing_data() {
 
     let e = fashion_cnn::load(&dir.join("no-such-folder")).err().unwrap().to_string();
     assert!(e.contains("scripts/fetch_data.sh"), "{e}");
+}
+
+#[test]
+fn tpsgd_compares_the_four_methods_and_measures_memory_against_depth() {
+    let dir = Scratch::new("tpsgd");
+    let out = dir.display().to_string();
+    #[rustfmt::skip]
+    let args = tpsgd::Args::try_parse_from([
+        "tpsgd", "--out", &out, "--steps", "60", "--seeds", "2", "--hidden", "32,32", "--lrs", "1e-2",
+        "--depths", "2,4",
+    ])
+    .unwrap();
+    let run = tpsgd::train(&args).unwrap();
+    let result = check_outputs(&dir, &run.result_line, "tpsgd");
+    for m in tpsgd::METHODS {
+        let runs = &run.chosen[tpsgd::METHODS.iter().position(|&x| x == m).unwrap()];
+        assert_eq!(runs.len(), 2, "{m:?}: one run per seed");
+        assert_eq!(runs[0].losses.len(), 60);
+        assert!(mean(&runs[0].losses[50..]) < mean(&runs[0].losses[..10]), "{m:?} loss falls: {:?}", runs[0].losses);
+        assert!(run.mean_test(m) > 0.3, "{m:?}: test accuracy after 60 steps {} (chance 0.1)", run.mean_test(m));
+        assert_eq!(result[&format!("{}_test_accuracy", m.name())].as_f64(), Some(run.mean_test(m)));
+    }
+    // Backprop's activations grow with depth, tpSGD's do not.
+    let bytes = |d: usize, m: tpsgd::Method| run.depth.iter().find(|e| e.0 == d && e.1 == m).unwrap().2.unwrap();
+    assert!(bytes(4, tpsgd::Method::Backprop) > bytes(2, tpsgd::Method::Backprop));
+    assert_eq!(bytes(4, tpsgd::Method::TpSgd), bytes(2, tpsgd::Method::TpSgd));
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    assert!(md.contains("| tpsgd |") && md.contains("| output_only |"), "{md}");
+    for png in ["accuracy.png", "memory.png"] {
+        assert_eq!(&std::fs::read(dir.join(png)).unwrap()[..4], b"\x89PNG");
+    }
 }

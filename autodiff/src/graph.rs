@@ -14,6 +14,7 @@ use crate::tensor::Tensor;
 use plies_core::{Array, Error, Result, Shape};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 pub(crate) type Rule = Box<dyn FnOnce(&Array, &[bool]) -> Result<Vec<Option<Array>>> + Send + Sync>;
@@ -22,6 +23,20 @@ pub(crate) struct Node {
     pub(crate) name: &'static str,
     /// Taken (and so freed, with everything the rule saved) when backward runs.
     body: Mutex<Option<(Vec<Tensor>, Rule)>>,
+}
+
+/// Nodes alive in this process, so tests can check that no graph outlives a training step.
+static LIVE_NODES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many graph nodes exist now (created by an op, not yet dropped), on all threads.
+pub fn live_nodes() -> usize {
+    LIVE_NODES.load(Ordering::Relaxed)
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        LIVE_NODES.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 thread_local! {
@@ -68,6 +83,7 @@ impl Tensor {
         }
         let inputs = inputs.iter().map(|t| (*t).clone()).collect();
         let node = Node { name, body: Mutex::new(Some((inputs, Box::new(rule)))) };
+        LIVE_NODES.fetch_add(1, Ordering::Relaxed);
         Tensor::build(value, true, Some(node))
     }
 

@@ -9,7 +9,7 @@ mod ops;
 mod tensor;
 
 pub use gradcheck::{check_gradients, GradCheck};
-pub use graph::{is_grad_enabled, no_grad, NoGradGuard};
+pub use graph::{is_grad_enabled, live_nodes, no_grad, NoGradGuard};
 pub use ops::Reduction;
 pub use tensor::Tensor;
 

@@ -24,3 +24,4 @@
 //!   the adapters of every layer it attached to.
 
 pub mod lora;
+pub mod tpsgd;
