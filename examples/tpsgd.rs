@@ -441,16 +441,14 @@ fn results_md(
 }
 
 fn plots(run: &Run, chosen: &[Vec<RunStats>], depth: &[(usize, Method, Option<u64>, f64)]) -> Result<()> {
-    let mut acc =
-        LinePlot::new("val accuracy, mean of seeds").x_label("epoch").y_label("accuracy");
+    let mut acc = LinePlot::new("val accuracy, mean of seeds").x_label("epoch").y_label("accuracy");
     for runs in chosen {
         let n = runs[0].val_curve.len();
         let pts = (0..n).map(|e| ((e + 1) as f64, mean(&runs.iter().map(|r| r.val_curve[e]).collect::<Vec<_>>())));
         acc = acc.series(runs[0].method.name(), pts.collect::<Vec<_>>());
     }
     acc.write_png(run.dir().join("accuracy.png"))?;
-    let mut mem =
-        LinePlot::new("activation KiB by depth").x_label("hidden layers").y_label("KiB");
+    let mut mem = LinePlot::new("activation KiB by depth").x_label("hidden layers").y_label("KiB");
     for m in [Method::Backprop, Method::TpSgd, Method::Drtp] {
         let pts: Vec<(f64, f64)> =
             depth.iter().filter(|e| e.1 == m).filter_map(|e| e.2.map(|b| (e.0 as f64, b as f64 / 1024.0))).collect();

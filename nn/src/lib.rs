@@ -2,6 +2,9 @@
 //! schedules; safetensors checkpoints; datasets and loaders; training UX (progress,
 //! metrics log, plots).
 
+// So that `#[derive(Module)]`, which names `::plies_nn`, works inside this crate too.
+extern crate self as plies_nn;
+
 pub mod checkpoint;
 pub mod data;
 pub mod gradcheck;
@@ -12,9 +15,12 @@ pub mod module;
 pub mod optim;
 pub mod stats;
 pub mod train;
+pub mod visitable;
 
 pub use init::{Init, Initializer};
 pub use module::{Layer, Mode, Module, NamedParam, Scope};
+/// `#[derive(Module)]`: see [`visitable`] and the `plies-nn-derive` crate.
+pub use plies_nn_derive::Module;
 pub use stats::LayerStats;
 
 /// The names most model code needs.
@@ -25,4 +31,5 @@ pub mod prelude {
     pub use crate::module::{Layer, Module, NamedParam};
     pub use crate::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, ParamGroup, Schedule, Sgd, SgdConfig};
     pub use plies_autodiff::{no_grad, DType, Device, Reduction, Tensor};
+    pub use plies_nn_derive::Module;
 }

@@ -3,15 +3,19 @@
 
 use super::window::{nchw, with_pad_slot, IndexCache, Window};
 use crate::init::{Init, Initializer};
-use crate::module::{Layer, Module, Scope};
+use crate::module::Layer;
+use crate::Module;
 use plies_autodiff::{Error, Result, Tensor};
 
+#[derive(Module)]
 pub struct Conv2d {
     /// `[out, in, kh, kw]`.
     pub weight: Tensor,
     /// `[out]`.
     pub bias: Option<Tensor>,
+    #[module(skip)]
     pub window: Window,
+    #[module(skip)]
     cache: IndexCache,
 }
 
@@ -27,15 +31,6 @@ impl Conv2d {
         let weight = init.param([out_ch, in_ch, kh, kw], Initializer::torch_default());
         let bias = bias.then(|| init.param([out_ch], Initializer::torch_bias(in_ch * kh * kw)));
         Conv2d { weight, bias, window, cache: IndexCache::default() }
-    }
-}
-
-impl Module for Conv2d {
-    fn visit(&self, s: &mut Scope<'_>) {
-        s.param("weight", &self.weight);
-        if let Some(b) = &self.bias {
-            s.param("bias", b);
-        }
     }
 }
 

@@ -1,12 +1,15 @@
 //! Inverted dropout, active only in training mode.
 
 use crate::init::Init;
-use crate::module::{Layer, Mode, Module, Scope};
+use crate::module::{Layer, Mode};
+use crate::Module;
 use plies_autodiff::rng::Rng;
 use plies_autodiff::{Error, Result, Tensor};
 use std::sync::Mutex;
 
+#[derive(Module)]
 pub struct Dropout {
+    #[module(skip)]
     pub p: f64,
     mode: Mode,
     /// Own generator, split off the model's `Init`, so runs are reproducible from the seed.
@@ -21,13 +24,6 @@ impl Dropout {
 
     pub fn is_active(&self) -> bool {
         self.p > 0.0 && self.mode.is_training()
-    }
-}
-
-impl Module for Dropout {
-    fn visit(&self, s: &mut Scope<'_>) {
-        s.mode(&self.mode);
-        s.rng("rng", &self.rng);
     }
 }
 

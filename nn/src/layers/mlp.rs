@@ -3,11 +3,16 @@
 
 use super::{Activation, Linear};
 use crate::init::Init;
-use crate::module::{Layer, Module, Scope};
+use crate::module::Layer;
+use crate::Module;
 use plies_autodiff::{Error, Result, Tensor};
 
+#[derive(Module)]
 pub struct Mlp {
+    /// Linear `i` forms layer `i`.
+    #[module(layers_from = 0)]
     pub layers: Vec<Linear>,
+    #[module(skip)]
     pub activation: Activation,
 }
 
@@ -17,14 +22,6 @@ impl Mlp {
         assert!(sizes.len() >= 2, "an MLP needs at least input and output sizes, got {sizes:?}");
         let layers = sizes.windows(2).map(|w| Linear::new(init, w[0], w[1], true)).collect();
         Mlp { layers, activation }
-    }
-}
-
-impl Module for Mlp {
-    fn visit(&self, s: &mut Scope<'_>) {
-        for (i, l) in self.layers.iter().enumerate() {
-            s.layer(&format!("layers.{i}"), i, l);
-        }
     }
 }
 

@@ -1,12 +1,15 @@
 //! LayerNorm and RMSNorm over the last axis, on the fused kernels.
 
 use crate::init::{Init, Initializer};
-use crate::module::{Layer, Module, Scope};
+use crate::module::Layer;
+use crate::Module;
 use plies_autodiff::{Result, Tensor};
 
+#[derive(Module)]
 pub struct LayerNorm {
     pub weight: Option<Tensor>,
     pub bias: Option<Tensor>,
+    #[module(skip)]
     pub eps: f64,
 }
 
@@ -25,25 +28,16 @@ impl LayerNorm {
     }
 }
 
-impl Module for LayerNorm {
-    fn visit(&self, s: &mut Scope<'_>) {
-        if let Some(w) = &self.weight {
-            s.param("weight", w);
-        }
-        if let Some(b) = &self.bias {
-            s.param("bias", b);
-        }
-    }
-}
-
 impl Layer for LayerNorm {
     fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
         x.try_layer_norm(self.weight.as_ref(), self.bias.as_ref(), self.eps)
     }
 }
 
+#[derive(Module)]
 pub struct RmsNorm {
     pub weight: Option<Tensor>,
+    #[module(skip)]
     pub eps: f64,
 }
 
@@ -56,14 +50,6 @@ impl RmsNorm {
 
     pub fn with_options(init: &mut Init, dim: usize, eps: f64, affine: bool) -> RmsNorm {
         RmsNorm { weight: affine.then(|| init.param([dim], Initializer::ONES)), eps }
-    }
-}
-
-impl Module for RmsNorm {
-    fn visit(&self, s: &mut Scope<'_>) {
-        if let Some(w) = &self.weight {
-            s.param("weight", w);
-        }
     }
 }
 

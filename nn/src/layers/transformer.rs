@@ -8,7 +8,8 @@
 
 use super::{Activation, CausalSelfAttention, Dropout, Embedding, LayerNorm, Linear};
 use crate::init::{Init, Initializer};
-use crate::module::{Layer, Module, Scope};
+use crate::module::{Layer, Scope};
+use crate::Module;
 use plies_autodiff::{DType, Error, Result, Tensor};
 
 /// Hyper-parameters of a GPT. Saved with checkpoints so the model can be rebuilt.
@@ -88,19 +89,13 @@ impl GptConfig {
 }
 
 /// The position-wise MLP of a block: fc1 (d -> ratio d), activation, fc2, dropout.
+#[derive(Module)]
 pub struct FeedForward {
     pub fc1: Linear,
     pub fc2: Linear,
+    #[module(skip)]
     pub activation: Activation,
     pub dropout: Dropout,
-}
-
-impl Module for FeedForward {
-    fn visit(&self, s: &mut Scope<'_>) {
-        s.child("fc1", &self.fc1);
-        s.child("fc2", &self.fc2);
-        s.child("dropout", &self.dropout);
-    }
 }
 
 impl Layer for FeedForward {
@@ -111,6 +106,7 @@ impl Layer for FeedForward {
 }
 
 /// `x + attn(ln1(x))`, then `+ mlp(ln2(x))`.
+#[derive(Module)]
 pub struct Block {
     pub ln1: LayerNorm,
     pub attn: CausalSelfAttention,
@@ -131,15 +127,6 @@ impl Block {
         let fc2 = Linear::with_init(init, hidden, d, normal(0.02 * resid_scale), Some(Initializer::ZEROS));
         let mlp = FeedForward { fc1, fc2, activation: cfg.activation, dropout: Dropout::new(init, cfg.dropout) };
         Block { ln1, attn, ln2, mlp }
-    }
-}
-
-impl Module for Block {
-    fn visit(&self, s: &mut Scope<'_>) {
-        s.child("ln1", &self.ln1);
-        s.child("attn", &self.attn);
-        s.child("ln2", &self.ln2);
-        s.child("mlp", &self.mlp);
     }
 }
 
