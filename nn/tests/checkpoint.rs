@@ -167,7 +167,7 @@ fn optimizer_state_round_trip_resumes_exactly() {
     let mut state = HashMap::new();
     state.insert("nope.exp_avg".to_string(), Array::zeros([1], plies_autodiff::DType::F32, Device::Cpu).unwrap());
     let e = ob.load_state_dict(&state).unwrap_err().to_string();
-    assert!(e.contains("match no parameter of this optimizer: nope.exp_avg"), "{e}");
+    assert!(e.contains("match no parameter of this optimizer: `nope.exp_avg`"), "{e}");
 }
 
 #[test]

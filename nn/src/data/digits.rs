@@ -79,6 +79,7 @@ fn decompress(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
             Err(e) => return Err(fail(len, e)),
         }
     }
+    drop(r);
     let mut out = Vec::with_capacity(len as usize);
     gz::reader(bytes).take(len).read_to_end(&mut out).map_err(|e| fail(out.len() as u64, e))?;
     Ok(out)

@@ -139,7 +139,9 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<IdxArray> {
         ));
     }
     let data = if zipped {
-        // The first pass consumed the stream; decode from a fresh one past the header.
+        // The first pass consumed the stream; decode from a fresh one past the header (after
+        // freeing the first decoder, so only one decoder's state is held at a time).
+        r.inner = Box::new(std::io::empty());
         let mut again = gz::reader(bytes);
         std::io::copy(&mut (&mut again).take(data_at), &mut std::io::sink())
             .and_then(|_| decode(code, count, &mut again))
