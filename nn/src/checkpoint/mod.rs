@@ -10,6 +10,7 @@
 
 mod atomic;
 mod file;
+mod header;
 mod state;
 
 pub use atomic::write_atomic;
@@ -165,7 +166,82 @@ pub fn load_gpt(path: impl AsRef<Path>, init: &mut Init) -> Result<(Gpt, HashMap
         at: format!("metadata `{CONFIG_KEY}`"),
         msg: e.to_string(),
     })?;
+    check_gpt_config(path, &config, &file)?;
+    drop(file);
     let model = Gpt::new(init, config);
     let meta = load_model(&model, path)?;
     Ok((model, meta))
+}
+
+/// Refuse a configuration that `Gpt::new` would panic on, or that describes more tensors or
+/// values than the file holds: a corrupt config must not make us build a model bigger than
+/// the file (a `d_model` of 2^40 would otherwise allocate terabytes before the tensors are
+/// compared). The exact names and shapes are checked by `load_model` afterwards.
+fn check_gpt_config(path: &Path, c: &GptConfig, file: &TensorFile) -> Result<()> {
+    let bad =
+        |msg: String| Error::Format { path: path.display().to_string(), at: format!("metadata `{CONFIG_KEY}`"), msg };
+    if c.n_head == 0 || !c.d_model.is_multiple_of(c.n_head) {
+        return Err(bad(format!("d_model {} is not a multiple of n_head {}", c.d_model, c.n_head)));
+    }
+    if !(0.0..1.0).contains(&c.dropout) {
+        return Err(bad(format!("dropout {} is outside [0, 1)", c.dropout)));
+    }
+    if !c.ln_eps.is_finite() {
+        return Err(bad(format!("ln_eps {} is not finite", c.ln_eps)));
+    }
+    let in_file: usize = file.tensors.values().map(|a| a.elem_count()).sum();
+    // Tensors: two embeddings, 12 per block (two LayerNorms, qkv, proj, fc1, fc2: weight and
+    // bias each), the final LayerNorm and the head (weight and bias each).
+    let tensors = c.n_layer.checked_mul(12).and_then(|t| t.checked_add(6));
+    let values = gpt_values(c);
+    match (tensors, values) {
+        (Some(t), Some(v)) if t <= file.tensors.len() && v <= in_file => Ok(()),
+        _ => Err(bad(format!(
+            "describes a model of {} tensors and {} values, but the file holds {} tensors and {in_file} values",
+            tensors.map_or("too many".into(), |t| t.to_string()),
+            values.map_or("too many".into(), |v| v.to_string()),
+            file.tensors.len()
+        ))),
+    }
+}
+
+/// Parameter values of the GPT `c` describes, or None when the count overflows.
+fn gpt_values(c: &GptConfig) -> Option<usize> {
+    let d = c.d_model;
+    let (v, hidden) = (c.vocab_size, c.mlp_ratio.checked_mul(d)?);
+    let sq = d.checked_mul(d)?;
+    // ln1 + ln2 (4d), qkv (3d^2 + 3d), proj (d^2 + d), fc1 (d h + h), fc2 (h d + d).
+    let block = [d.checked_mul(9)?, sq.checked_mul(4)?, d.checked_mul(hidden)?.checked_mul(2)?, hidden]
+        .into_iter()
+        .try_fold(0usize, |a, x| a.checked_add(x))?;
+    // Embeddings (v d + context d), blocks, ln_f (2d), head (d v + v).
+    [v.checked_mul(d)?.checked_mul(2)?, c.context.checked_mul(d)?, c.n_layer.checked_mul(block)?, d.checked_mul(2)?, v]
+        .into_iter()
+        .try_fold(0usize, |a, x| a.checked_add(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpt_values_counts_what_gpt_new_builds() {
+        for (v, ctx, d, l, h, r) in [(13, 8, 8, 1, 2, 4), (5, 3, 6, 3, 3, 2), (65, 16, 4, 0, 1, 1)] {
+            let c = GptConfig {
+                vocab_size: v,
+                context: ctx,
+                d_model: d,
+                n_layer: l,
+                n_head: h,
+                mlp_ratio: r,
+                ..GptConfig::char_small()
+            };
+            let g = Gpt::new(&mut Init::new(0), c.clone());
+            let params = g.named_parameters();
+            assert_eq!(gpt_values(&c), Some(params.iter().map(|p| p.tensor.value().elem_count()).sum::<usize>()));
+            assert_eq!(params.len(), 12 * l + 6);
+        }
+        let huge = GptConfig { d_model: 1 << 40, ..GptConfig::char_small() };
+        assert_eq!(gpt_values(&huge), None);
+    }
 }

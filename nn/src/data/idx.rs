@@ -105,9 +105,55 @@ pub fn read(path: impl AsRef<Path>) -> Result<IdxArray> {
 }
 
 /// Parse IDX bytes, gzipped or not; `name` is used in error messages.
+///
+/// Memory: the values are allocated once, at their final size, and only after the file is
+/// known to hold exactly what the header promises (for gzip, a first pass decompresses into
+/// a fixed buffer to count the bytes, a second decodes them), so a header that lies about
+/// its dimensions costs nothing. NaN and infinite f32/f64 values load unchanged.
 pub fn parse(bytes: &[u8], name: &str) -> Result<IdxArray> {
     let zipped = gz::is_gzip(bytes);
     let mut r = Cursor { inner: gz::reader(bytes), pos: 0, name, zipped };
+    let (code, dims) = read_header(&mut r)?;
+    let size = elem_size(code).expect("read_header checked the type code");
+    let data_at = r.pos;
+    let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let nbytes = count
+        .and_then(|c| c.checked_mul(size))
+        .ok_or_else(|| r.error(4, format!("dimensions {dims:?} of {} overflow the address space", type_name(code))))?;
+    let count = nbytes / size;
+    let have = if zipped { r.count_rest(nbytes as u64 + 1)? } else { (bytes.len() as u64).saturating_sub(data_at) };
+    if have < nbytes as u64 {
+        return Err(r.error(
+            data_at + have,
+            format!(
+                "truncated: the header promises {dims:?} {} values ({nbytes} bytes from offset {data_at}) \
+                 but the file ends after {have} of them",
+                type_name(code)
+            ),
+        ));
+    }
+    if have > nbytes as u64 {
+        return Err(r.error(
+            data_at + nbytes as u64,
+            format!("trailing bytes after the {count} values the header {dims:?} promises"),
+        ));
+    }
+    let data = if zipped {
+        // The first pass consumed the stream; decode from a fresh one past the header (after
+        // freeing the first decoder, so only one decoder's state is held at a time).
+        r.inner = Box::new(std::io::empty());
+        let mut again = gz::reader(bytes);
+        std::io::copy(&mut (&mut again).take(data_at), &mut std::io::sink())
+            .and_then(|_| decode(code, count, &mut again))
+            .map_err(|e| r.io_error(data_at, e))?
+    } else {
+        decode(code, count, &mut &bytes[data_at as usize..]).map_err(|e| r.io_error(data_at, e))?
+    };
+    Ok(IdxArray { dims, data })
+}
+
+/// The magic number and dimensions; leaves `r` at the first value.
+fn read_header(r: &mut Cursor<'_>) -> Result<(u8, Vec<usize>)> {
     let magic = r.exact::<4>("the magic number")?;
     if magic[0] != 0 || magic[1] != 0 {
         return Err(r.error(
@@ -116,9 +162,11 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<IdxArray> {
         ));
     }
     let code = magic[2];
-    let size = elem_size(code).ok_or_else(|| {
-        r.error(2, format!("unknown type code 0x{code:02x} (expected 0x08, 0x09, 0x0b, 0x0c, 0x0d or 0x0e)"))
-    })?;
+    if elem_size(code).is_none() {
+        return Err(
+            r.error(2, format!("unknown type code 0x{code:02x} (expected 0x08, 0x09, 0x0b, 0x0c, 0x0d or 0x0e)"))
+        );
+    }
     let rank = magic[3] as usize;
     if rank == 0 {
         return Err(r.error(3, "rank 0: an IDX file has at least one dimension".into()));
@@ -128,42 +176,29 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<IdxArray> {
         let v = u32::from_be_bytes(r.exact::<4>(&format!("dimension {d} of {rank}"))?);
         dims.push(v as usize);
     }
-    let data_at = r.pos;
-    let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    let nbytes = count
-        .and_then(|c| c.checked_mul(size))
-        .ok_or_else(|| r.error(4, format!("dimensions {dims:?} of {} overflow the address space", type_name(code))))?;
-    let count = nbytes / size;
-    // Read what the header promises, but let the buffer grow with what is really there.
-    let mut raw = Vec::with_capacity(nbytes.min(1 << 24));
-    let got = (&mut r.inner).take(nbytes as u64).read_to_end(&mut raw);
-    r.pos += raw.len() as u64;
-    got.map_err(|e| r.io_error(r.pos, e))?;
-    if raw.len() < nbytes {
-        return Err(r.error(
-            r.pos,
-            format!(
-                "truncated: the header promises {dims:?} {} values ({nbytes} bytes from offset {data_at}) \
-                 but the file ends after {} of them",
-                type_name(code),
-                raw.len()
-            ),
-        ));
+    Ok((code, dims))
+}
+
+/// `count` big-endian values of type `code` from `src`, into one allocation of exactly `count`.
+fn decode(code: u8, count: usize, src: &mut dyn Read) -> std::io::Result<IdxData> {
+    fn fill<T, const N: usize>(count: usize, src: &mut dyn Read, conv: fn([u8; N]) -> T) -> std::io::Result<Vec<T>> {
+        let mut out = Vec::with_capacity(count);
+        let mut buf = [0u8; 8192];
+        while out.len() < count {
+            let n = ((count - out.len()) * N).min(buf.len());
+            src.read_exact(&mut buf[..n])?;
+            out.extend(buf[..n].chunks_exact(N).map(|c| conv(c.try_into().expect("chunks of N bytes"))));
+        }
+        Ok(out)
     }
-    let mut extra = [0u8; 1];
-    let n = r.inner.read(&mut extra).map_err(|e| r.io_error(r.pos, e))?;
-    if n > 0 {
-        return Err(r.error(r.pos, format!("trailing bytes after the {count} values the header {dims:?} promises")));
-    }
-    let data = match code {
-        0x08 => IdxData::U8(raw),
-        0x09 => IdxData::I8(raw.into_iter().map(|b| b as i8).collect()),
-        0x0B => IdxData::I16(raw.chunks_exact(2).map(|c| i16::from_be_bytes([c[0], c[1]])).collect()),
-        0x0C => IdxData::I32(raw.chunks_exact(4).map(|c| i32::from_be_bytes(c.try_into().unwrap())).collect()),
-        0x0D => IdxData::F32(raw.chunks_exact(4).map(|c| f32::from_be_bytes(c.try_into().unwrap())).collect()),
-        _ => IdxData::F64(raw.chunks_exact(8).map(|c| f64::from_be_bytes(c.try_into().unwrap())).collect()),
-    };
-    Ok(IdxArray { dims, data })
+    Ok(match code {
+        0x08 => IdxData::U8(fill(count, src, |[b]: [u8; 1]| b)?),
+        0x09 => IdxData::I8(fill(count, src, i8::from_be_bytes)?),
+        0x0B => IdxData::I16(fill(count, src, i16::from_be_bytes)?),
+        0x0C => IdxData::I32(fill(count, src, i32::from_be_bytes)?),
+        0x0D => IdxData::F32(fill(count, src, f32::from_be_bytes)?),
+        _ => IdxData::F64(fill(count, src, f64::from_be_bytes)?),
+    })
 }
 
 impl IdxArray {
@@ -239,5 +274,21 @@ impl Cursor<'_> {
         }
         self.pos += N as u64;
         Ok(buf)
+    }
+
+    /// How many bytes are left, counting at most `limit`, through a fixed buffer.
+    fn count_rest(&mut self, limit: u64) -> Result<u64> {
+        let mut buf = [0u8; 8192];
+        let mut total = 0u64;
+        while total < limit {
+            let want = (limit - total).min(buf.len() as u64) as usize;
+            match self.inner.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => total += n as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error(self.pos + total, e)),
+            }
+        }
+        Ok(total)
     }
 }

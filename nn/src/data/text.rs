@@ -22,9 +22,21 @@ pub struct Vocab {
 
 impl Vocab {
     pub fn from_text(text: &str) -> Vocab {
-        let mut chars: Vec<char> = text.chars().collect();
-        chars.sort_unstable();
-        chars.dedup();
+        // A set of the distinct characters rather than a sorted copy of the text (4 bytes per
+        // character): memory follows the vocabulary, not the file.
+        let mut ascii = [false; 128];
+        let mut other = std::collections::BTreeSet::new();
+        for c in text.chars() {
+            match u8::try_from(c) {
+                Ok(b) if b < 128 => ascii[b as usize] = true,
+                _ => {
+                    other.insert(c);
+                }
+            }
+        }
+        let mut chars = Vec::with_capacity(ascii.iter().filter(|&&a| a).count() + other.len());
+        chars.extend((0..128u8).filter(|&b| ascii[b as usize]).map(char::from));
+        chars.extend(other);
         Vocab::from_chars(chars)
     }
 
@@ -94,8 +106,14 @@ impl CharDataset {
             return Err(Error::invalid("CharDataset::from_text", "the text is empty"));
         }
         let vocab = Vocab::from_text(text);
-        let tokens = vocab.encode(text)?;
-        Ok(CharDataset { vocab: Arc::new(vocab), tokens: tokens.into() })
+        // Filled in place, so the ids are allocated once (a collected Vec would grow by
+        // doubling and then be copied into the Arc).
+        let mut tokens: Arc<[i32]> = std::iter::repeat_n(0, text.chars().count()).collect();
+        let slots = Arc::get_mut(&mut tokens).expect("a new Arc has no other owner");
+        for (slot, c) in slots.iter_mut().zip(text.chars()) {
+            *slot = vocab.id(c).expect("the vocabulary holds every character of its text");
+        }
+        Ok(CharDataset { vocab: Arc::new(vocab), tokens })
     }
 
     /// The embedded Shakespeare text (297,606 ASCII characters).

@@ -137,7 +137,8 @@ impl Optimizer for Adam {
                     let m = check_state(&keys[0], m, p, true)?;
                     let v = check_state(&keys[1], v, p, true)?;
                     let step = check_state(&keys[2], step, p, false)?.to_dtype(DType::F64)?.to_vec::<f64>()?[0];
-                    if !(step >= 1.0 && step.fract() == 0.0) {
+                    // Past 2^53 an f64 no longer holds every integer: such a count is corrupt.
+                    if !(step >= 1.0 && step.fract() == 0.0 && step <= (1u64 << 53) as f64) {
                         return Err(Error::invalid(
                             "optimizer load_state_dict",
                             format!("`{}` is {step}, not a positive step count", keys[2]),

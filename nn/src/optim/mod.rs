@@ -216,10 +216,10 @@ pub(crate) fn params_by_name(groups: &[Group]) -> HashMap<&str, &NamedParam> {
 
 pub(crate) fn unexpected_keys(state: &HashMap<String, Array>, groups: &[Group], slots: &[&str]) -> Result<()> {
     let by_name = params_by_name(groups);
-    let mut bad: Vec<&str> = state
+    let mut bad: Vec<String> = state
         .keys()
         .filter(|k| split_key(k, slots).is_none_or(|(n, _)| !by_name.contains_key(n)))
-        .map(|k| k.as_str())
+        .map(|k| format!("`{k}`"))
         .collect();
     if bad.is_empty() {
         return Ok(());
