@@ -14,8 +14,10 @@ pub mod substrate;
 pub use glyphs::{glyph_bits, glyph_vector, GlyphSource};
 pub use substrate::{freeze_substrate, glyph_embedding, glyph_gpt, glyph_table, EXTEND_SEED};
 pub mod growth;
+pub mod mixture;
 
 pub use growth::{grow, lm_loss, lm_step, load_stage, save_stage, StageCost, STAGE_KEY};
+pub use mixture::LogitMixture;
 
 #[cfg(test)]
 mod tests;

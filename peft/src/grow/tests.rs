@@ -99,3 +99,58 @@ fn a_stage_checkpoint_reloads_the_same_model_with_the_substrate_frozen() {
     assert_eq!(a.to_vec::<f32>(), b.to_vec::<f32>());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_mixture_outputs_the_mean_of_its_members_logits_and_saves_like_a_module() {
+    let data = CharDataset::from_text(TEXT).unwrap();
+    let mut rng = Rng::new(2);
+    let members: Vec<Gpt> = [11, 12, 13]
+        .iter()
+        .map(|&seed| {
+            let (mut m, mut init) = seed_model(&data, seed);
+            train(&mut m, &mut init, &data, 1, 2, &mut rng);
+            m
+        })
+        .collect();
+    let batch = data.random_batch(2, 8, &mut rng, Device::Cpu).unwrap();
+    let outs: Vec<Vec<f32>> = members.iter().map(|m| no_grad(|| m.forward(&batch.inputs)).to_vec()).collect();
+    let mix = LogitMixture::new(members).unwrap();
+    let got: Vec<f32> = no_grad(|| mix.forward(&batch.inputs)).to_vec();
+    assert_eq!(got.len(), outs[0].len());
+    for (k, g) in got.iter().enumerate() {
+        let want = outs.iter().map(|o| o[k] as f64).sum::<f64>() / 3.0;
+        assert!((*g as f64 - want).abs() < 1e-5, "logit {k}: {g} vs mean {want}");
+    }
+    assert!(outs[0] != outs[1], "members should differ for the mean to mean something");
+    // Saved and loaded as one module: a fresh mixture of untrained members gets the same output.
+    let path = std::env::temp_dir().join(format!("plies-mix-{}.safetensors", std::process::id()));
+    plies_nn::checkpoint::save_model(&mix, &path, &HashMap::new()).unwrap();
+    assert!(mix.named_parameters().iter().any(|p| p.name == "members.2.head.weight"));
+    let fresh: Vec<Gpt> = (0..3).map(|_| seed_model(&data, 40).0).collect();
+    let mut fresh_init = Init::new(0);
+    let fresh: Vec<Gpt> = fresh
+        .into_iter()
+        .map(|mut m| {
+            m.push_block(&mut fresh_init);
+            m
+        })
+        .collect();
+    let back = LogitMixture::new(fresh).unwrap();
+    plies_nn::checkpoint::load_model(&back, &path).unwrap();
+    assert_eq!(no_grad(|| back.forward(&batch.inputs)).to_vec::<f32>(), got);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn the_mixture_refuses_members_on_different_substrates() {
+    let data = CharDataset::from_text(TEXT).unwrap();
+    let other = CharDataset::from_text("a different text with other letters: XYZ!").unwrap();
+    let (a, _) = seed_model(&data, 1);
+    let (b, _) = seed_model(&other, 1);
+    assert!(LogitMixture::new(vec![a, b]).is_err());
+    assert!(LogitMixture::new(vec![]).is_err());
+    let (mut c, mut init) = seed_model(&data, 1);
+    c.tok_emb = plies_nn::layers::Embedding::new(&mut init, data.vocab_size(), 16);
+    let err = LogitMixture::new(vec![seed_model(&data, 2).0, c]).err().unwrap().to_string();
+    assert!(err.contains("member 1"), "{err}");
+}
