@@ -23,5 +23,6 @@
 //!   PEFT's rules, freezes the base, and switches, disables, scales, merges, saves and loads
 //!   the adapters of every layer it attached to.
 
+pub mod grow;
 pub mod lora;
 pub mod tpsgd;
