@@ -207,7 +207,7 @@ pub fn train(args: &Args) -> Result<Outcome> {
             "needs --stages, --blocks-per-stage, --specialist-blocks and --eval-every >= 1",
         ));
     }
-    if args.d_model % args.n_head != 0 {
+    if !args.d_model.is_multiple_of(args.n_head) {
         return Err(Error::invalid(
             "grow",
             format!("--n-head {} does not divide --d-model {}", args.n_head, args.d_model),

@@ -77,7 +77,7 @@ impl StageCost {
         for s in &cost.layers {
             cost.params += s.params;
             cost.trainable += s.trainable;
-            let per = if s.params == 0 { 0 } else { s.param_bytes / s.params };
+            let per = s.param_bytes.checked_div(s.params).unwrap_or(0);
             cost.train_bytes += s.trainable * per + s.grad_bytes + s.optimizer_bytes;
             cost.frozen_bytes += (s.params - s.trainable) * per;
         }
