@@ -2,9 +2,11 @@
 //! against PyTorch in the same run. Run: `cargo bench --bench nn [-- --steps N --only w3
 //! --threads N --no-torch]`. PyTorch is measured by `bench/torch_nn_reference.py` when
 //! `python3 -c "import torch"` works; medians in milliseconds, ratio = ours / PyTorch.
+//! Each workload also runs with anomaly detection on (`detect_anomaly`), to show what the
+//! checks cost when on; off is the plain row (`--no-anomaly` skips the extra rows).
 
 use plies::autodiff::rng::Rng;
-use plies::autodiff::{DType, Device, Tensor};
+use plies::autodiff::{AnomalyGuard, DType, Device, Tensor};
 use plies::nn::layers::{Activation, Gpt, GptConfig, Mlp};
 use plies::nn::loss::{cross_entropy, CrossEntropy};
 use plies::nn::optim::{Adam, AdamConfig, Optimizer};
@@ -17,11 +19,12 @@ struct Args {
     warmup: usize,
     only: Option<String>,
     torch: bool,
+    anomaly: bool,
     threads: Option<usize>,
 }
 
 fn args() -> Args {
-    let mut a = Args { steps: 20, warmup: 3, only: None, torch: true, threads: None };
+    let mut a = Args { steps: 20, warmup: 3, only: None, torch: true, anomaly: true, threads: None };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
         match s.as_str() {
@@ -29,6 +32,7 @@ fn args() -> Args {
             "--warmup" => a.warmup = it.next().and_then(|v| v.parse().ok()).expect("--warmup N"),
             "--only" => a.only = it.next(),
             "--no-torch" => a.torch = false,
+            "--no-anomaly" => a.anomaly = false,
             "--threads" => a.threads = Some(it.next().and_then(|v| v.parse().ok()).expect("--threads N")),
             _ => {} // cargo bench passes --bench
         }
@@ -59,7 +63,8 @@ fn train_step(model: &dyn Layer, opt: &mut Adam, x: &Tensor, y: &Tensor) {
     opt.zero_grad();
 }
 
-fn w2(a: &Args) -> f64 {
+fn w2(a: &Args, anomaly: bool) -> f64 {
+    let _mode = AnomalyGuard::new(anomaly);
     let model = Mlp::new(&mut Init::new(0), &[64, 256, 256, 10], Activation::Relu);
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-3, 0.01)).unwrap();
     let mut rng = Rng::new(1);
@@ -68,7 +73,8 @@ fn w2(a: &Args) -> f64 {
     median_ms(a.warmup, a.steps * 10, || train_step(&model, &mut opt, &x, &y))
 }
 
-fn w3(a: &Args) -> f64 {
+fn w3(a: &Args, anomaly: bool) -> f64 {
+    let _mode = AnomalyGuard::new(anomaly);
     let model = Gpt::new(&mut Init::new(0), GptConfig::char_small());
     assert_eq!(model.num_params(), 826_433, "W3 parameter count");
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-3, 0.01)).unwrap();
@@ -114,10 +120,16 @@ fn main() {
     println!("plies nn benchmarks: {threads} threads, {} steps (W2: {}), medians", a.steps, a.steps * 10);
     let mut ours = Vec::new();
     if want("w2") {
-        ours.push(("W2 MLP 64-256-256-10 step", "w2_ms", w2(&a)));
+        ours.push(("W2 MLP 64-256-256-10 step", "w2_ms", w2(&a, false)));
+        if a.anomaly {
+            ours.push(("W2 step, anomaly detection on", "-", w2(&a, true)));
+        }
     }
     if want("w3") {
-        ours.push(("W3 char GPT step (826,433 params)", "w3_ms", w3(&a)));
+        ours.push(("W3 char GPT step (826,433 params)", "w3_ms", w3(&a, false)));
+        if a.anomaly {
+            ours.push(("W3 step, anomaly detection on", "-", w3(&a, true)));
+        }
     }
     let theirs = if a.torch { torch(&a) } else { None };
     if let Some(t) = &theirs {
