@@ -2,11 +2,13 @@
 //! against PyTorch in the same run. Run: `cargo bench --bench nn [-- --steps N --only w3
 //! --threads N --no-torch]`. PyTorch is measured by `bench/torch_nn_reference.py` when
 //! `python3 -c "import torch"` works; medians in milliseconds, ratio = ours / PyTorch.
+//! Each workload also runs with anomaly detection on (`detect_anomaly`), to show what the
+//! checks cost when on; off is the plain row (`--no-anomaly` skips the extra rows).
 
 mod common;
 
 use common::Workload;
-use plies::autodiff::Device;
+use plies::autodiff::{AnomalyGuard, Device};
 use std::process::Command;
 use std::time::Instant;
 
@@ -15,11 +17,12 @@ struct Args {
     warmup: usize,
     only: Option<String>,
     torch: bool,
+    anomaly: bool,
     threads: Option<usize>,
 }
 
 fn args() -> Args {
-    let mut a = Args { steps: 20, warmup: 3, only: None, torch: true, threads: None };
+    let mut a = Args { steps: 20, warmup: 3, only: None, torch: true, anomaly: true, threads: None };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
         match s.as_str() {
@@ -27,6 +30,7 @@ fn args() -> Args {
             "--warmup" => a.warmup = it.next().and_then(|v| v.parse().ok()).expect("--warmup N"),
             "--only" => a.only = it.next(),
             "--no-torch" => a.torch = false,
+            "--no-anomaly" => a.anomaly = false,
             "--threads" => a.threads = Some(it.next().and_then(|v| v.parse().ok()).expect("--threads N")),
             _ => {} // cargo bench passes --bench
         }
@@ -49,12 +53,14 @@ fn median_ms(warmup: usize, steps: usize, mut step: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
-fn w2(a: &Args) -> f64 {
+fn w2(a: &Args, anomaly: bool) -> f64 {
+    let _mode = AnomalyGuard::new(anomaly);
     let mut w = Workload::w2(Device::Cpu).unwrap();
     median_ms(a.warmup, a.steps * 10, || drop(w.step().unwrap()))
 }
 
-fn w3(a: &Args) -> f64 {
+fn w3(a: &Args, anomaly: bool) -> f64 {
+    let _mode = AnomalyGuard::new(anomaly);
     let mut w = Workload::w3(Device::Cpu).unwrap();
     median_ms(a.warmup, a.steps, || drop(w.step().unwrap()))
 }
@@ -94,10 +100,16 @@ fn main() {
     println!("plies nn benchmarks: {threads} threads, {} steps (W2: {}), medians", a.steps, a.steps * 10);
     let mut ours = Vec::new();
     if want("w2") {
-        ours.push(("W2 MLP 64-256-256-10 step", "w2_ms", w2(&a)));
+        ours.push(("W2 MLP 64-256-256-10 step", "w2_ms", w2(&a, false)));
+        if a.anomaly {
+            ours.push(("W2 step, anomaly detection on", "-", w2(&a, true)));
+        }
     }
     if want("w3") {
-        ours.push(("W3 char GPT step (826,433 params)", "w3_ms", w3(&a)));
+        ours.push(("W3 char GPT step (826,433 params)", "w3_ms", w3(&a, false)));
+        if a.anomaly {
+            ours.push(("W3 step, anomaly detection on", "-", w3(&a, true)));
+        }
     }
     let theirs = if a.torch { torch(&a) } else { None };
     if let Some(t) = &theirs {

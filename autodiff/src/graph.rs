@@ -10,6 +10,7 @@
 //! a gradient in the broadcast output shape; `backward` sums it down to the input's shape
 //! in one place. Rules compute with `Array` ops, so every backend gets gradients for free.
 
+use crate::anomaly::{self, is_anomaly_enabled};
 use crate::tensor::Tensor;
 use plies_core::{Array, Error, Result, Shape};
 use std::cell::Cell;
@@ -71,20 +72,25 @@ pub fn is_grad_enabled() -> bool {
 }
 
 impl Tensor {
-    /// The result of an op: records a node when an input needs a gradient.
+    /// The result of an op: records a node when an input needs a gradient. Every op that
+    /// computes a tensor passes through here, so this is where anomaly detection checks the
+    /// forward pass.
     pub(crate) fn record(
         name: &'static str,
         value: Array,
         inputs: &[&Tensor],
         rule: impl FnOnce(&Array, &[bool]) -> Result<Vec<Option<Array>>> + Send + Sync + 'static,
-    ) -> Tensor {
+    ) -> Result<Tensor> {
+        if is_anomaly_enabled() {
+            anomaly::check_forward(name, &value, inputs)?;
+        }
         if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
-            return Tensor::new(value);
+            return Ok(Tensor::new(value));
         }
         let inputs = inputs.iter().map(|t| (*t).clone()).collect();
         let node = Node { name, body: Mutex::new(Some((inputs, Box::new(rule)))) };
         LIVE_NODES.fetch_add(1, Ordering::Relaxed);
-        Tensor::build(value, true, Some(node))
+        Ok(Tensor::build(value, true, Some(node)))
     }
 
     /// Whether this tensor took part in an op that recorded a node.
@@ -138,15 +144,25 @@ impl Tensor {
             };
             let needs: Vec<bool> = inputs.iter().map(|i| i.requires_grad()).collect();
             let out = rule(&g, &needs)?;
-            drop(g);
-            for ((input, need), ig) in inputs.iter().zip(needs).zip(out) {
+            // Anomaly checks compare with the upstream gradient; otherwise free it early.
+            let upstream = is_anomaly_enabled().then_some(g);
+            for (index, ((input, need), ig)) in inputs.iter().zip(needs).zip(out).enumerate() {
                 let (true, Some(ig)) = (need, ig) else { continue };
                 let ig = sum_to_shape(ig, &input.shape(), node.name)?;
+                if let Some(up) = &upstream {
+                    anomaly::check_backward(node.name, &inputs, index, &ig, up)?;
+                }
                 let slot = grads.remove(&input.id());
                 grads.insert(
                     input.id(),
                     match slot {
-                        Some(prev) => prev.add(&ig)?,
+                        Some(prev) => {
+                            let sum = prev.add(&ig)?;
+                            if upstream.is_some() {
+                                anomaly::check_accumulated(node.name, &inputs, index, &sum, [&prev, &ig])?;
+                            }
+                            sum
+                        }
                         None => ig,
                     },
                 );

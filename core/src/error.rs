@@ -82,6 +82,15 @@ pub enum Error {
         op: &'static str,
         msg: String,
     },
+    /// With anomaly detection on: the first op whose output (forward) or input gradient
+    /// (backward) holds a NaN or Inf although what it computed from was finite. `op` is the
+    /// forward op, also for a backward anomaly (the op that recorded the node).
+    Anomaly {
+        op: &'static str,
+        pass: Pass,
+        inputs: Vec<Shape>,
+        msg: String,
+    },
 
     // === Files ===
     Io {
@@ -99,6 +108,13 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Which half of autodiff an [`Error::Anomaly`] was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    Forward,
+    Backward,
+}
 
 impl Error {
     pub fn msg(m: impl Into<String>) -> Self {
@@ -149,6 +165,18 @@ impl fmt::Display for Error {
             }
             Error::Backend { device, msg } => write!(f, "{device}: {msg}"),
             Error::NoGradient { op, msg } => write!(f, "{op}: {msg}"),
+            Error::Anomaly { op, pass, inputs, msg } => {
+                let shapes: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+                let shapes = shapes.join(", ");
+                match pass {
+                    Pass::Forward => write!(f, "anomaly detected in forward: {op} (input shapes {shapes}) {msg}"),
+                    Pass::Backward => write!(
+                        f,
+                        "anomaly detected in backward: the gradient rule of {op} (the node recorded by forward \
+                         op {op}, input shapes {shapes}) {msg}"
+                    ),
+                }
+            }
             Error::Io { path, msg } => write!(f, "{path}: {msg}"),
             Error::Format { path, at, msg } => write!(f, "{path}: at {at}: {msg}"),
             Error::Msg(m) => f.write_str(m),

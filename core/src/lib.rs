@@ -18,7 +18,7 @@ pub use array::Array;
 pub use backend::{backend, AdamWStep, Backend, CrossEntropyOpts, MemoryStats, Storage, View};
 pub use device::Device;
 pub use dtype::{DType, Element, FloatElement};
-pub use error::{Error, Result};
+pub use error::{Error, Pass, Result};
 pub use layout::Layout;
 pub use op::{
     BinaryOp, Distribution, NormKind, ReduceOp, UnaryInfo, UnaryOp, BINARY_OPS, GELU_TANH_C, GELU_TANH_K,

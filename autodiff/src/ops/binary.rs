@@ -8,45 +8,45 @@ use plies_core::{Array, BinaryOp, Result, Shape};
 impl Tensor {
     pub fn try_add(&self, rhs: &Tensor) -> Result<Tensor> {
         let y = self.value().add(&rhs.value())?;
-        Ok(Tensor::record("add", y, &[self, rhs], |g, _| Ok(vec![Some(g.clone()), Some(g.clone())])))
+        Tensor::record("add", y, &[self, rhs], |g, _| Ok(vec![Some(g.clone()), Some(g.clone())]))
     }
 
     pub fn try_sub(&self, rhs: &Tensor) -> Result<Tensor> {
         let y = self.value().sub(&rhs.value())?;
-        Ok(Tensor::record("sub", y, &[self, rhs], |g, need| {
+        Tensor::record("sub", y, &[self, rhs], |g, need| {
             Ok(vec![Some(g.clone()), if need[1] { Some(g.neg()?) } else { None }])
-        }))
+        })
     }
 
     pub fn try_mul(&self, rhs: &Tensor) -> Result<Tensor> {
         let (a, b) = (self.value(), rhs.value());
         let y = a.mul(&b)?;
-        Ok(Tensor::record("mul", y, &[self, rhs], move |g, need| {
+        Tensor::record("mul", y, &[self, rhs], move |g, need| {
             Ok(vec![if need[0] { Some(g.mul(&b)?) } else { None }, if need[1] { Some(g.mul(&a)?) } else { None }])
-        }))
+        })
     }
 
     pub fn try_div(&self, rhs: &Tensor) -> Result<Tensor> {
         let (a, b) = (self.value(), rhs.value());
         let y = a.div(&b)?;
-        Ok(Tensor::record("div", y, &[self, rhs], move |g, need| {
+        Tensor::record("div", y, &[self, rhs], move |g, need| {
             let ga = g.div(&b)?;
             // d(a/b)/db = -a/b^2 = -(g/b) * (a/b)
             let gb = if need[1] { Some(ga.mul(&a.div(&b)?)?.neg()?) } else { None };
             Ok(vec![Some(ga), gb])
-        }))
+        })
     }
 
     pub fn try_pow(&self, rhs: &Tensor) -> Result<Tensor> {
         let (a, b) = (self.value(), rhs.value());
         let y = a.pow(&b)?;
         let saved = y.clone();
-        Ok(Tensor::record("pow", y, &[self, rhs], move |g, need| {
+        Tensor::record("pow", y, &[self, rhs], move |g, need| {
             // d a^b / da = b a^(b-1);  d a^b / db = a^b ln a
             let ga = if need[0] { Some(g.mul(&b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)?) } else { None };
             let gb = if need[1] { Some(g.mul(&saved.mul(&a.log()?)?)?) } else { None };
             Ok(vec![ga, gb])
-        }))
+        })
     }
 
     /// Elementwise max; at ties the gradient is split evenly (as torch.maximum).
@@ -61,12 +61,12 @@ impl Tensor {
     fn extremum(&self, rhs: &Tensor, op: BinaryOp, wins: BinaryOp) -> Result<Tensor> {
         let (a, b) = (self.value(), rhs.value());
         let y = a.binary(op, &b)?;
-        Ok(Tensor::record(op.name(), y, &[self, rhs], move |g, _| {
+        Tensor::record(op.name(), y, &[self, rhs], move |g, _| {
             // share of the gradient that goes to a: 1 where a wins, 1/2 at ties
             let share_a = a.binary(wins, &b)?.add(&a.eq(&b)?.mul_scalar(0.5)?)?;
             let share_b = share_a.affine(-1.0, 1.0)?;
             Ok(vec![Some(g.mul(&share_a)?), Some(g.mul(&share_b)?)])
-        }))
+        })
     }
 
     /// A comparison: 1 where true, 0 elsewhere, in the inputs' dtype. Not differentiable.
@@ -83,14 +83,14 @@ impl Tensor {
     pub fn try_where_cond(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         let c = cond.value();
         let y = Array::where_cond(&c, &on_true.value(), &on_false.value())?;
-        Ok(Tensor::record("where", y, &[cond, on_true, on_false], move |g, need| {
+        Tensor::record("where", y, &[cond, on_true, on_false], move |g, need| {
             let zero = g.scalar_like(0.0, &Shape::scalar())?;
             Ok(vec![
                 None,
                 if need[1] { Some(Array::where_cond(&c, g, &zero)?) } else { None },
                 if need[2] { Some(Array::where_cond(&c, &zero, g)?) } else { None },
             ])
-        }))
+        })
     }
 
     /// `where(cond, on_true, on_false)` (infallible).

@@ -31,7 +31,7 @@ impl Tensor {
         let a = x.shape().axis(axis, name)?;
         let y = x.softmax(a, log)?;
         let saved = y.clone();
-        Ok(Tensor::record(name, y, &[self], move |g, _| Ok(vec![Some(saved.softmax_grad(g, a, log)?)])))
+        Tensor::record(name, y, &[self], move |g, _| Ok(vec![Some(saved.softmax_grad(g, a, log)?)]))
     }
 
     /// LayerNorm over the last axis with optional weight and bias `[C]`.
@@ -54,7 +54,7 @@ impl Tensor {
         inputs.extend(bias);
         let has_bias = bias.is_some();
         let name = if kind == NormKind::Layer { "layer_norm" } else { "rms_norm" };
-        Ok(Tensor::record(name, y, &inputs, move |g, _| {
+        Tensor::record(name, y, &inputs, move |g, _| {
             let (dx, dw, db) = x.norm_grad(kind, w.as_ref(), has_bias, &stats, g)?;
             let mut out = vec![Some(dx)];
             if w.is_some() {
@@ -64,7 +64,7 @@ impl Tensor {
                 out.push(db);
             }
             Ok(out)
-        }))
+        })
     }
 
     /// Cross-entropy of logits `[.., C]` against i32 class targets `[..]`, with PyTorch's
@@ -94,7 +94,7 @@ impl Tensor {
             }
         };
         let shape = x.shape().clone();
-        Ok(Tensor::record("cross_entropy", value, &[self, targets], move |g, _| {
+        Tensor::record("cross_entropy", value, &[self, targets], move |g, _| {
             // Per-row upstream gradient `[rows]`.
             let g_rows = match reduction {
                 Reduction::None => g.reshape([rows])?,
@@ -103,7 +103,7 @@ impl Tensor {
             };
             let dx = x2.cross_entropy_grad(&t2, &lse, &g_rows, opts)?;
             Ok(vec![Some(dx.reshape(shape)?), None])
-        }))
+        })
     }
 
     /// Mean cross-entropy with PyTorch's defaults (ignore_index -100, no smoothing).

@@ -11,10 +11,10 @@ impl Tensor {
         let a = x.shape().axis(axis, "index_select")?;
         let y = x.index_select(a, &i)?;
         let shape = x.shape().clone();
-        Ok(Tensor::record("index_select", y, &[self, idx], move |g, _| {
+        Tensor::record("index_select", y, &[self, idx], move |g, _| {
             let zeros = Array::zeros(shape, g.dtype(), g.device())?;
             Ok(vec![Some(zeros.index_add(a, &i, g)?), None])
-        }))
+        })
     }
 
     /// Rows of a `[vocab, dim]` table for i32 ids of any shape -> `[..ids, dim]`.
@@ -34,10 +34,10 @@ impl Tensor {
         let a = x.shape().axis(axis, "gather")?;
         let y = x.gather(a, &i)?;
         let shape = x.shape().clone();
-        Ok(Tensor::record("gather", y, &[self, idx], move |g, _| {
+        Tensor::record("gather", y, &[self, idx], move |g, _| {
             let zeros = Array::zeros(shape, g.dtype(), g.device())?;
             Ok(vec![Some(zeros.scatter_add(a, &i, g)?), None])
-        }))
+        })
     }
 
     /// `self` plus `src` added at the positions `idx` selects along `axis`.
@@ -45,9 +45,9 @@ impl Tensor {
         let (x, i) = (self.value(), idx.value());
         let a = x.shape().axis(axis, "index_add")?;
         let y = x.index_add(a, &i, &src.value())?;
-        Ok(Tensor::record("index_add", y, &[self, idx, src], move |g, need| {
+        Tensor::record("index_add", y, &[self, idx, src], move |g, need| {
             Ok(vec![Some(g.clone()), None, if need[2] { Some(g.index_select(a, &i)?) } else { None }])
-        }))
+        })
     }
 
     /// `self` plus `src[..i..]` added at `[..idx[..i..]..]` along `axis`.
@@ -55,9 +55,9 @@ impl Tensor {
         let (x, i) = (self.value(), idx.value());
         let a = x.shape().axis(axis, "scatter_add")?;
         let y = x.scatter_add(a, &i, &src.value())?;
-        Ok(Tensor::record("scatter_add", y, &[self, idx, src], move |g, need| {
+        Tensor::record("scatter_add", y, &[self, idx, src], move |g, need| {
             Ok(vec![Some(g.clone()), None, if need[2] { Some(g.gather(a, &i)?) } else { None }])
-        }))
+        })
     }
 }
 

@@ -28,13 +28,13 @@ impl Tensor {
         }
         let (a, b) = (self.value(), rhs.value());
         let y = a.matmul(&b)?;
-        Ok(Tensor::record("matmul", y, &[self, rhs], move |g, need| {
+        Tensor::record("matmul", y, &[self, rhs], move |g, need| {
             // dA = g B^T, dB = A^T g (the transposes are views: gemm reads them in place)
             Ok(vec![
                 if need[0] { Some(g.matmul(&b.t()?)?) } else { None },
                 if need[1] { Some(a.t()?.matmul(g)?) } else { None },
             ])
-        }))
+        })
     }
 }
 

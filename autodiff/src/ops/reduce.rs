@@ -27,7 +27,7 @@ impl Tensor {
         let axes = x.shape().axes(axes, "sum")?;
         let y = x.sum(axes.as_slice(), keepdim)?;
         let (kept, shape) = (kept_dims(&x, &axes), x.shape().clone());
-        Ok(Tensor::record("sum", y, &[self], move |g, _| Ok(vec![Some(g.reshape(kept)?.broadcast_to(shape)?)])))
+        Tensor::record("sum", y, &[self], move |g, _| Ok(vec![Some(g.reshape(kept)?.broadcast_to(shape)?)]))
     }
 
     pub fn try_mean(&self, axes: impl Axes, keepdim: bool) -> Result<Tensor> {
@@ -65,11 +65,11 @@ impl Tensor {
             y_kept.reshape(dims)?
         };
         let kept = kept_dims(&x, &axes);
-        Ok(Tensor::record(op.name(), y, &[self], move |g, _| {
+        Tensor::record(op.name(), y, &[self], move |g, _| {
             let hit = x.eq(&y_kept)?;
             let count = hit.sum(axes.as_slice(), true)?;
             Ok(vec![Some(g.reshape(kept)?.div(&count)?.mul(&hit)?)])
-        }))
+        })
     }
 
     /// Index of the max along `axis` (i32, no gradient).

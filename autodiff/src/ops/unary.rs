@@ -10,14 +10,14 @@ impl Tensor {
     pub fn try_unary(&self, op: UnaryOp) -> Result<Tensor> {
         let x = self.value();
         let y = x.unary(op)?;
-        Ok(Tensor::record(op.name(), y, &[self], move |g, _| Ok(vec![Some(x.unary_grad(op, g)?)])))
+        Tensor::record(op.name(), y, &[self], move |g, _| Ok(vec![Some(x.unary_grad(op, g)?)]))
     }
 
     pub fn try_exp(&self) -> Result<Tensor> {
         // d exp(x) = exp(x): reuse the output instead of recomputing it.
         let y = self.value().exp()?;
         let saved = y.clone();
-        Ok(Tensor::record("exp", y, &[self], move |g, _| Ok(vec![Some(g.mul(&saved)?)])))
+        Tensor::record("exp", y, &[self], move |g, _| Ok(vec![Some(g.mul(&saved)?)]))
     }
 
     pub fn try_affine(&self, mul: f64, add: f64) -> Result<Tensor> {

@@ -10,7 +10,7 @@ impl Tensor {
         let x = self.value();
         let from = x.shape().clone();
         let y = x.reshape(shape)?;
-        Ok(Tensor::record("reshape", y, &[self], move |g, _| Ok(vec![Some(g.reshape(from)?)])))
+        Tensor::record("reshape", y, &[self], move |g, _| Ok(vec![Some(g.reshape(from)?)]))
     }
 
     /// Reshape where one dimension may be `-1`.
@@ -30,14 +30,14 @@ impl Tensor {
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
         }
-        Ok(Tensor::record("permute", y, &[self], move |g, _| Ok(vec![Some(g.permute(&inverse)?)])))
+        Tensor::record("permute", y, &[self], move |g, _| Ok(vec![Some(g.permute(&inverse)?)]))
     }
 
     pub fn try_transpose(&self, a: impl Axis, b: impl Axis) -> Result<Tensor> {
         let x = self.value();
         let (a, b) = (x.shape().axis(a, "transpose")?, x.shape().axis(b, "transpose")?);
         let y = x.transpose(a, b)?;
-        Ok(Tensor::record("transpose", y, &[self], move |g, _| Ok(vec![Some(g.transpose(a, b)?)])))
+        Tensor::record("transpose", y, &[self], move |g, _| Ok(vec![Some(g.transpose(a, b)?)]))
     }
 
     /// Swap the last two axes.
@@ -53,7 +53,7 @@ impl Tensor {
         let a = x.shape().axis(axis, "narrow")?;
         let y = x.narrow(a, start, len)?;
         let size = x.dims()[a];
-        Ok(Tensor::record("narrow", y, &[self], move |g, _| {
+        Tensor::record("narrow", y, &[self], move |g, _| {
             // Place g between zero blocks along the axis.
             let mut parts = Vec::new();
             let block = |n: usize| -> Result<Array> {
@@ -70,14 +70,14 @@ impl Tensor {
                 parts.push(&after);
             }
             Ok(vec![Some(Array::cat(&parts, a)?)])
-        }))
+        })
     }
 
     /// Broadcast to a larger shape without copying (torch `expand`).
     pub fn try_broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let y = self.value().broadcast_to(shape)?;
         // backward's central sum_to_shape reduces the broadcast dims.
-        Ok(Tensor::record("broadcast_to", y, &[self], |g, _| Ok(vec![Some(g.clone())])))
+        Tensor::record("broadcast_to", y, &[self], |g, _| Ok(vec![Some(g.clone())]))
     }
 
     pub fn try_squeeze(&self, axis: impl Axis) -> Result<Tensor> {
@@ -96,7 +96,7 @@ impl Tensor {
         if x.is_contiguous() {
             return Ok(self.clone());
         }
-        Ok(Tensor::record("contiguous", x.contiguous()?, &[self], |g, _| Ok(vec![Some(g.clone())])))
+        Tensor::record("contiguous", x.contiguous()?, &[self], |g, _| Ok(vec![Some(g.clone())]))
     }
 
     pub fn try_cat(tensors: &[&Tensor], axis: impl Axis) -> Result<Tensor> {
@@ -105,7 +105,7 @@ impl Tensor {
         let a = first.shape().axis(axis, "cat")?;
         let y = Array::cat(&values.iter().collect::<Vec<_>>(), a)?;
         let sizes: Vec<usize> = values.iter().map(|v| v.dims()[a]).collect();
-        Ok(Tensor::record("cat", y, tensors, move |g, _| Ok(g.split(&sizes, a)?.into_iter().map(Some).collect())))
+        Tensor::record("cat", y, tensors, move |g, _| Ok(g.split(&sizes, a)?.into_iter().map(Some).collect()))
     }
 
     #[track_caller]
@@ -165,7 +165,7 @@ impl Tensor {
         let x = self.value();
         let from = x.dtype();
         let y = x.to_dtype(dtype)?;
-        Ok(Tensor::record("to_dtype", y, &[self], move |g, _| Ok(vec![Some(g.to_dtype(from)?)])))
+        Tensor::record("to_dtype", y, &[self], move |g, _| Ok(vec![Some(g.to_dtype(from)?)]))
     }
 
     /// Move to another device; the gradient moves back.
@@ -176,7 +176,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let y = x.to_device(device)?;
-        Ok(Tensor::record("to_device", y, &[self], move |g, _| Ok(vec![Some(g.to_device(from)?)])))
+        Tensor::record("to_device", y, &[self], move |g, _| Ok(vec![Some(g.to_device(from)?)]))
     }
 }
 
