@@ -5,11 +5,13 @@
 
 pub mod gradcheck;
 mod graph;
+pub mod memory;
 mod ops;
 mod tensor;
 
 pub use gradcheck::{check_gradients, GradCheck};
 pub use graph::{is_grad_enabled, no_grad, NoGradGuard};
+pub use memory::{layer_scope, LayerScope};
 pub use ops::Reduction;
 pub use tensor::Tensor;
 

@@ -17,7 +17,11 @@ impl Tensor {
         // d exp(x) = exp(x): reuse the output instead of recomputing it.
         let y = self.value().exp()?;
         let saved = y.clone();
-        Ok(Tensor::record("exp", y, &[self], move |g, _| Ok(vec![Some(g.mul(&saved)?)])))
+        let out = Tensor::record("exp", y, &[self], {
+            let saved = saved.clone();
+            move |g, _| Ok(vec![Some(g.mul(&saved)?)])
+        });
+        Ok(out.saving(&[&saved]))
     }
 
     pub fn try_affine(&self, mul: f64, add: f64) -> Result<Tensor> {
