@@ -8,12 +8,14 @@ pub mod gradcheck;
 pub mod init;
 pub mod layers;
 pub mod loss;
+pub mod memory;
 pub mod module;
 pub mod optim;
 pub mod stats;
 pub mod train;
 
 pub use init::{Init, Initializer};
+pub use memory::MemoryReport;
 pub use module::{Layer, Mode, Module, NamedParam, Scope};
 pub use stats::LayerStats;
 
