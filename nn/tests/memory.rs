@@ -145,3 +145,41 @@ fn gpt_activations_land_in_the_layers_visit_assigns() {
         assert_eq!(layer.param_bytes, s.param_bytes as u64, "layer {}", layer.layer);
     }
 }
+
+#[path = "scratch/mod.rs"]
+mod scratch;
+
+#[test]
+fn a_run_logs_the_totals_of_each_step_and_writes_the_last_table() {
+    use plies_nn::train::{Progress, Run};
+    let dir = scratch::Scratch::new("memory-run");
+    let m = mlp();
+    let mut opt = Adam::new(m.named_parameters(), AdamConfig::adam(1e-2)).unwrap();
+    let mut run = Run::create("mem", &*dir, 2).unwrap().with_progress(Progress::quiet(2));
+    let mut last = None;
+    for step in 0..2u64 {
+        let l = loss(&m);
+        let r = MemoryReport::measure(&m, Some(&opt), &l).unwrap();
+        l.backward().unwrap();
+        opt.step().unwrap();
+        opt.zero_grad();
+        run.step(step, l.item(), B).unwrap();
+        run.memory(step, &r).unwrap();
+        last = Some(r);
+    }
+    run.finish(&[]).unwrap();
+    let last = last.unwrap();
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap()).filter(|r: &serde_json::Value| r["event"] == "memory").collect();
+    assert_eq!(records.len(), 2);
+    let t = last.totals();
+    let r = &records[1];
+    assert_eq!(r["step"], 1);
+    assert_eq!(r["param_bytes"].as_u64(), Some(t.param_bytes));
+    assert_eq!(r["optimizer_bytes"].as_u64(), Some(2 * t.param_bytes), "Adam's moments at the second step");
+    assert_eq!(r["saved_bytes"].as_u64(), Some(saved_bytes().0.iter().sum::<u64>() + saved_bytes().1));
+    assert_eq!(r["peak_bytes"].as_u64(), Some(t.peak_bytes));
+    assert_eq!(records[0]["optimizer_bytes"].as_u64(), Some(0));
+    assert_eq!(std::fs::read_to_string(dir.join("memory.txt")).unwrap(), last.table());
+}

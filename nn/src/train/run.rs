@@ -242,7 +242,7 @@ impl Run {
 
     /// The memory of step `step`: logs its totals as `{"step","event":"memory","param_bytes",
     /// "grad_bytes","optimizer_bytes","saved_bytes","live_bytes","peak_bytes"}`; `finish`
-    /// prints the table of the last one.
+    /// prints the table of the last one and writes it to `memory.txt`.
     pub fn memory(&mut self, step: u64, report: &MemoryReport) -> Result<()> {
         let mut fields = vec![("step", Value::from(step)), ("event", Value::from("memory"))];
         fields.extend(report.fields());
@@ -281,11 +281,15 @@ impl Run {
         plot
     }
 
-    /// Finish: write `loss.png`, log `{"event":"result",...}`, and return the result line
+    /// Finish: write `loss.png` (and `memory.txt`, the table of the last [`memory`](Self::memory)
+    /// report, also printed above the progress bar), log `{"event":"result",...}`, and return the result line
     /// `result: {"name":...,...}` for the example to print on stdout.
     pub fn finish(mut self, result: &[(&str, Value)]) -> Result<String> {
         if let Some(m) = &self.memory {
-            self.progress.println(m.table().trim_end());
+            let table = m.table();
+            let path = self.dir.join("memory.txt");
+            std::fs::write(&path, &table).map_err(|e| Error::io(&path, e))?;
+            self.progress.println(table.trim_end());
         }
         self.progress.finish();
         self.loss_plot().write_png(self.dir.join("loss.png"))?;
