@@ -18,8 +18,8 @@ use plies::autodiff::Result;
 use plies::nn::checkpoint::TrainState;
 use plies::nn::data::{digits, DataLoader, LabeledData};
 use plies::nn::prelude::*;
-use plies::nn::MemoryReport;
 use plies::nn::train::{parse_common, CommonArgs, Run};
+use plies::nn::MemoryReport;
 
 fn main() {
     // Registers the GPU backend, so that `--device gpu` (or PLIES_DEVICE=gpu) can open it.

@@ -157,7 +157,8 @@ impl MemoryReport {
     pub fn table(&self) -> String {
         let head = ["layer", "params", "grads", "optimizer", "saved act.", "total"];
         let mut rows: Vec<[String; 6]> = vec![head.map(String::from)];
-        let row = |name: String, p: u64, g: u64, o: u64, s: u64| [name, kib(p), kib(g), kib(o), kib(s), kib(p + g + o + s)];
+        let row =
+            |name: String, p: u64, g: u64, o: u64, s: u64| [name, kib(p), kib(g), kib(o), kib(s), kib(p + g + o + s)];
         for l in &self.layers {
             rows.push(row(l.layer.to_string(), l.param_bytes, l.grad_bytes, l.optimizer_bytes, l.saved_bytes));
         }

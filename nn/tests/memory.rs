@@ -170,8 +170,11 @@ fn a_run_logs_the_totals_of_each_step_and_writes_the_last_table() {
     run.finish(&[]).unwrap();
     let last = last.unwrap();
     let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-    let records: Vec<serde_json::Value> =
-        log.lines().map(|l| serde_json::from_str(l).unwrap()).filter(|r: &serde_json::Value| r["event"] == "memory").collect();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["event"] == "memory")
+        .collect();
     assert_eq!(records.len(), 2);
     let t = last.totals();
     let r = &records[1];
