@@ -8,6 +8,9 @@
 //! land in the output folder (`runs/quickstart`), and the last line on stdout is the result:
 //! `result: {"name":"quickstart",...,"test_accuracy":0.97...}`.
 //!
+//! At the end a table on stderr shows each layer's bytes of parameters, gradients, Adam state
+//! and saved activations, and the backend's peak; `metrics.jsonl` has the totals per step.
+//!
 //! `--save-every 100` saves the training state every 100 steps; after a kill,
 //! `--resume runs/quickstart` goes on from the last one with the same losses.
 
@@ -16,6 +19,7 @@ use plies::nn::checkpoint::TrainState;
 use plies::nn::data::{digits, DataLoader, LabeledData};
 use plies::nn::prelude::*;
 use plies::nn::train::{parse_common, CommonArgs, Run};
+use plies::nn::MemoryReport;
 
 fn main() {
     // Registers the GPU backend, so that `--device gpu` (or PLIES_DEVICE=gpu) can open it.
@@ -77,11 +81,14 @@ pub fn train(args: &CommonArgs) -> Result<Outcome> {
         let Some(batch) = batches.next() else { break };
         let batch = batch?;
         let loss = model.try_forward(&batch.inputs)?.try_cross_entropy(&batch.targets)?;
+        // Per-layer bytes while the graph is alive; `finish` prints the last step's table.
+        let memory = MemoryReport::measure(&model, Some(&opt), &loss)?;
         loss.backward()?;
         opt.step()?;
         opt.zero_grad();
         losses.push(loss.item());
         run.step(step, loss.item(), batch.len() as u64)?;
+        run.memory(step, &memory)?;
         if (step + 1) % 200 == 0 {
             run.eval(step, &[("test_accuracy", accuracy(&model, &test_set, device)?)])?;
         }

@@ -31,6 +31,15 @@ use std::path::Path;
 mod scratch;
 use scratch::Scratch;
 
+/// The tpsgd example measures activation memory with the process-wide count of live CPU bytes,
+/// which another example training on a parallel test thread would inflate: the examples run one
+/// at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -64,6 +73,7 @@ fn common(out: &Path, steps: u64, seed: u64) -> CommonArgs {
 
 #[test]
 fn quickstart_learns_the_digits_and_a_seed_reproduces_it() {
+    let _serial = serial();
     let dir = Scratch::new("quickstart");
     let a = quickstart::train(&common(&dir.join("a"), 60, 3)).unwrap();
     assert_eq!(a.losses.len(), 60);
@@ -80,6 +90,7 @@ fn quickstart_learns_the_digits_and_a_seed_reproduces_it() {
 
 #[test]
 fn quickstart_and_char_gpt_resume_from_their_training_state_with_the_same_losses() {
+    let _serial = serial();
     let dir = Scratch::new("resume");
     let whole = quickstart::train(&common(&dir.join("whole"), 30, 2)).unwrap();
     let part = dir.join("part");
@@ -107,6 +118,7 @@ fn quickstart_and_char_gpt_resume_from_their_training_state_with_the_same_losses
 
 #[test]
 fn char_gpt_learns_saves_a_checkpoint_that_reloads_and_samples() {
+    let _serial = serial();
     let dir = Scratch::new("char_gpt");
     let out = dir.display().to_string();
     #[rustfmt::skip]
@@ -143,6 +155,7 @@ fn char_gpt_learns_saves_a_checkpoint_that_reloads_and_samples() {
 
 #[test]
 fn char_gpt_refuses_heads_that_do_not_divide_the_width() {
+    let _serial = serial();
     let dir = Scratch::new("char_gpt_heads");
     let out = dir.display().to_string();
     let args = char_gpt::Args::try_parse_from(["char_gpt", "--out", &out, "--d-model", "30", "--heads", "4"]).unwrap();
@@ -152,6 +165,7 @@ fn char_gpt_refuses_heads_that_do_not_divide_the_width() {
 
 #[test]
 fn fashion_cnn_trains_on_small_images_and_explains_missing_data() {
+    let _serial = serial();
     let dir = Scratch::new("fashion_cnn");
     let data = digits::load().unwrap().scaled(1.0 / digits::MAX_PIXEL).reshaped(&[1, 8, 8]).unwrap();
     let (train, test) = data.split(0.2, 0).unwrap();
@@ -168,6 +182,7 @@ fn fashion_cnn_trains_on_small_images_and_explains_missing_data() {
 
 #[test]
 fn tpsgd_compares_the_four_methods_and_measures_memory_against_depth() {
+    let _serial = serial();
     let dir = Scratch::new("tpsgd");
     let out = dir.display().to_string();
     #[rustfmt::skip]

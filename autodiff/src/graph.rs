@@ -22,8 +22,10 @@ pub(crate) type Rule = Box<dyn FnOnce(&Array, &[bool]) -> Result<Vec<Option<Arra
 
 pub(crate) struct Node {
     pub(crate) name: &'static str,
+    /// Layer and saved storages, for the memory accounting (memory.rs).
+    pub(crate) mem: crate::memory::NodeMem,
     /// Taken (and so freed, with everything the rule saved) when backward runs.
-    body: Mutex<Option<(Vec<Tensor>, Rule)>>,
+    pub(crate) body: Mutex<Option<(Vec<Tensor>, Rule)>>,
 }
 
 /// Nodes alive in this process, so tests can check that no graph outlives a training step.
@@ -88,7 +90,7 @@ impl Tensor {
             return Ok(Tensor::new(value));
         }
         let inputs = inputs.iter().map(|t| (*t).clone()).collect();
-        let node = Node { name, body: Mutex::new(Some((inputs, Box::new(rule)))) };
+        let node = Node { name, mem: crate::memory::NodeMem::here(), body: Mutex::new(Some((inputs, Box::new(rule)))) };
         LIVE_NODES.fetch_add(1, Ordering::Relaxed);
         Ok(Tensor::build(value, true, Some(node)))
     }
@@ -173,7 +175,7 @@ impl Tensor {
 }
 
 /// Tensors reachable from `root` through nodes, in topological order (inputs first).
-fn topo_order(root: &Tensor) -> Vec<Tensor> {
+pub(crate) fn topo_order(root: &Tensor) -> Vec<Tensor> {
     let mut order = Vec::new();
     let mut seen = HashSet::new();
     // Iterative DFS: (tensor, children pushed yet?)

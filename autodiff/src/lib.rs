@@ -6,12 +6,14 @@
 mod anomaly;
 pub mod gradcheck;
 mod graph;
+pub mod memory;
 mod ops;
 mod tensor;
 
 pub use anomaly::{detect_anomaly, is_anomaly_enabled, AnomalyGuard};
 pub use gradcheck::{check_gradients, GradCheck};
 pub use graph::{is_grad_enabled, live_nodes, no_grad, NoGradGuard};
+pub use memory::{layer_scope, LayerScope};
 pub use ops::Reduction;
 pub use tensor::Tensor;
 

@@ -11,6 +11,7 @@ pub mod gradcheck;
 pub mod init;
 pub mod layers;
 pub mod loss;
+pub mod memory;
 pub mod module;
 pub mod optim;
 pub mod stats;
@@ -18,6 +19,7 @@ pub mod train;
 pub mod visitable;
 
 pub use init::{Init, Initializer};
+pub use memory::MemoryReport;
 pub use module::{Layer, Mode, Module, NamedParam, Scope};
 /// `#[derive(Module)]`: see [`visitable`] and the `plies-nn-derive` crate.
 pub use plies_nn_derive::Module;

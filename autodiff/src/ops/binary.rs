@@ -41,12 +41,14 @@ impl Tensor {
         let (a, b) = (self.value(), rhs.value());
         let y = a.pow(&b)?;
         let saved = y.clone();
-        Tensor::record("pow", y, &[self, rhs], move |g, need| {
+        let keep = saved.clone();
+        let out = Tensor::record("pow", y, &[self, rhs], move |g, need| {
             // d a^b / da = b a^(b-1);  d a^b / db = a^b ln a
             let ga = if need[0] { Some(g.mul(&b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)?) } else { None };
             let gb = if need[1] { Some(g.mul(&saved.mul(&a.log()?)?)?) } else { None };
             Ok(vec![ga, gb])
-        })
+        })?;
+        Ok(out.saving(&[&keep]))
     }
 
     /// Elementwise max; at ties the gradient is split evenly (as torch.maximum).

@@ -31,7 +31,9 @@ impl Tensor {
         let a = x.shape().axis(axis, name)?;
         let y = x.softmax(a, log)?;
         let saved = y.clone();
-        Tensor::record(name, y, &[self], move |g, _| Ok(vec![Some(saved.softmax_grad(g, a, log)?)]))
+        let keep = saved.clone();
+        let out = Tensor::record(name, y, &[self], move |g, _| Ok(vec![Some(saved.softmax_grad(g, a, log)?)]))?;
+        Ok(out.saving(&[&keep]))
     }
 
     /// LayerNorm over the last axis with optional weight and bias `[C]`.
@@ -54,7 +56,9 @@ impl Tensor {
         inputs.extend(bias);
         let has_bias = bias.is_some();
         let name = if kind == NormKind::Layer { "layer_norm" } else { "rms_norm" };
-        Tensor::record(name, y, &inputs, move |g, _| {
+        let mut keep = vec![stats.y.clone(), stats.rstd.clone()];
+        keep.extend(stats.mean.clone());
+        let out = Tensor::record(name, y, &inputs, move |g, _| {
             let (dx, dw, db) = x.norm_grad(kind, w.as_ref(), has_bias, &stats, g)?;
             let mut out = vec![Some(dx)];
             if w.is_some() {
@@ -64,7 +68,8 @@ impl Tensor {
                 out.push(db);
             }
             Ok(out)
-        })
+        })?;
+        Ok(out.saving(&keep.iter().collect::<Vec<_>>()))
     }
 
     /// Cross-entropy of logits `[.., C]` against i32 class targets `[..]`, with PyTorch's
@@ -94,7 +99,9 @@ impl Tensor {
             }
         };
         let shape = x.shape().clone();
-        Tensor::record("cross_entropy", value, &[self, targets], move |g, _| {
+        let mut keep = vec![lse.clone()];
+        keep.extend(scale.clone());
+        let out = Tensor::record("cross_entropy", value, &[self, targets], move |g, _| {
             // Per-row upstream gradient `[rows]`.
             let g_rows = match reduction {
                 Reduction::None => g.reshape([rows])?,
@@ -103,7 +110,8 @@ impl Tensor {
             };
             let dx = x2.cross_entropy_grad(&t2, &lse, &g_rows, opts)?;
             Ok(vec![Some(dx.reshape(shape)?), None])
-        })
+        })?;
+        Ok(out.saving(&keep.iter().collect::<Vec<_>>()))
     }
 
     /// Mean cross-entropy with PyTorch's defaults (ignore_index -100, no smoothing).

@@ -65,11 +65,13 @@ impl Tensor {
             y_kept.reshape(dims)?
         };
         let kept = kept_dims(&x, &axes);
-        Tensor::record(op.name(), y, &[self], move |g, _| {
+        let keep = y_kept.clone();
+        let out = Tensor::record(op.name(), y, &[self], move |g, _| {
             let hit = x.eq(&y_kept)?;
             let count = hit.sum(axes.as_slice(), true)?;
             Ok(vec![Some(g.reshape(kept)?.div(&count)?.mul(&hit)?)])
-        })
+        })?;
+        Ok(out.saving(&[&keep]))
     }
 
     /// Index of the max along `axis` (i32, no gradient).

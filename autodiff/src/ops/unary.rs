@@ -16,8 +16,9 @@ impl Tensor {
     pub fn try_exp(&self) -> Result<Tensor> {
         // d exp(x) = exp(x): reuse the output instead of recomputing it.
         let y = self.value().exp()?;
-        let saved = y.clone();
-        Tensor::record("exp", y, &[self], move |g, _| Ok(vec![Some(g.mul(&saved)?)]))
+        let (saved, keep) = (y.clone(), y.clone());
+        let out = Tensor::record("exp", y, &[self], move |g, _| Ok(vec![Some(g.mul(&saved)?)]))?;
+        Ok(out.saving(&[&keep]))
     }
 
     pub fn try_affine(&self, mul: f64, add: f64) -> Result<Tensor> {

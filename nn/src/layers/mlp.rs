@@ -30,6 +30,7 @@ impl Layer for Mlp {
         let last = self.layers.len().checked_sub(1).ok_or_else(|| Error::invalid("mlp", "no layers"))?;
         let mut h = x.clone();
         for (i, l) in self.layers.iter().enumerate() {
+            let _layer = plies_autodiff::layer_scope(i);
             h = l.try_forward(&h)?;
             if i < last {
                 h = self.activation.try_apply(&h)?;

@@ -40,7 +40,8 @@ impl Module for Sequential {
 impl Layer for Sequential {
     fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
-        for l in &self.layers {
+        for (i, l) in self.layers.iter().enumerate() {
+            let _layer = plies_autodiff::layer_scope(i);
             h = l.try_forward(&h)?;
         }
         Ok(h)

@@ -222,10 +222,16 @@ impl Module for Gpt {
 impl Layer for Gpt {
     /// i32 ids `[b, t]` -> logits `[b, t, vocab]`.
     fn try_forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let mut h = self.try_embed(ids)?;
-        for b in &self.blocks {
+        // Layer indices as `visit` assigns them, for the memory accounting.
+        let mut h = {
+            let _layer = plies_autodiff::layer_scope(0);
+            self.try_embed(ids)?
+        };
+        for (i, b) in self.blocks.iter().enumerate() {
+            let _layer = plies_autodiff::layer_scope(Gpt::block_layer(i));
             h = b.try_forward(&h)?;
         }
+        let _layer = plies_autodiff::layer_scope(Gpt::block_layer(self.blocks.len()));
         self.try_logits(&h)
     }
 }

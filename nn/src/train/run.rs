@@ -6,6 +6,7 @@
 use super::metrics::{fnv1a, FNV_OFFSET};
 use super::{json_object, CommonArgs, LinePlot, MetricsLog, Progress, Value};
 use crate::checkpoint::{Checkpoints, Resumed, RunMetrics, TrainState};
+use crate::memory::MemoryReport;
 use crate::module::Module;
 use crate::optim::Optimizer;
 use plies_autodiff::{Error, Result};
@@ -26,6 +27,8 @@ pub struct Run {
     resumed: Option<(u64, PathBuf)>,
     /// Time spent before the resume, so `elapsed_s` goes on from where it was.
     elapsed_before: Duration,
+    /// The last step's memory report, printed by `finish`.
+    memory: Option<MemoryReport>,
 }
 
 impl Run {
@@ -46,6 +49,7 @@ impl Run {
             save_every: None,
             resumed: None,
             elapsed_before: Duration::ZERO,
+            memory: None,
         })
     }
 
@@ -137,6 +141,7 @@ impl Run {
             checkpoints,
             resumed: Some((resumed.state.step, resumed.path.clone())),
             elapsed_before: Duration::from_secs_f64(m.elapsed_s.max(0.0)),
+            memory: None,
         })
     }
 
@@ -234,6 +239,16 @@ impl Run {
         self.log.write(&fields)
     }
 
+    /// The memory of step `step`: logs its totals as `{"step","event":"memory","param_bytes",
+    /// "grad_bytes","optimizer_bytes","saved_bytes","live_bytes","peak_bytes"}`; `finish`
+    /// prints the table of the last one and writes it to `memory.txt`.
+    pub fn memory(&mut self, step: u64, report: &MemoryReport) -> Result<()> {
+        let mut fields = vec![("step", Value::from(step)), ("event", Value::from("memory"))];
+        fields.extend(report.fields());
+        self.memory = Some(report.clone());
+        self.log.write(&fields)
+    }
+
     /// Any other record.
     pub fn log(&mut self, fields: &[(&str, Value)]) -> Result<()> {
         self.log.write(fields)
@@ -286,9 +301,16 @@ impl Run {
         Some(plot)
     }
 
-    /// Finish: write `loss.png`, log `{"event":"result",...}`, and return the result line
+    /// Finish: write `loss.png`, `metrics.png` when there are non-loss evaluations (and `memory.txt`, the table of the last [`memory`](Self::memory)
+    /// report, also printed above the progress bar), log `{"event":"result",...}`, and return the result line
     /// `result: {"name":...,...}` for the example to print on stdout.
     pub fn finish(mut self, result: &[(&str, Value)]) -> Result<String> {
+        if let Some(m) = &self.memory {
+            let table = m.table();
+            let path = self.dir.join("memory.txt");
+            std::fs::write(&path, &table).map_err(|e| Error::io(&path, e))?;
+            self.progress.println(table.trim_end());
+        }
         self.progress.finish();
         self.loss_plot().write_png(self.dir.join("loss.png"))?;
         if let Some(p) = self.metrics_plot() {
