@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""PyTorch side of the W2 and W3 benchmarks (BENCHMARKS.md), run by `cargo bench --bench nn`.
+"""PyTorch side of the W2, W3 and W4 benchmarks (BENCHMARKS.md), run by `cargo bench --bench nn`.
 
 W2: MLP 64-256-256-10, ReLU, batch 128, cross-entropy, AdamW: one training step.
 W3: char GPT (vocab 65, d 128, 4 layers, 4 heads, context 128, batch 16, pre-LayerNorm,
     GELU MLP 4d, learned positions, naive attention), AdamW: one training step.
+W4: W3's model with LoRA r=8 (alpha 16, dropout 0) on qkv, proj, fc1 and fc2, base frozen,
+    AdamW over the 65,536 adapter parameters: one training step. Built with `peft` when it
+    is importable, else with the plain LoRA module below (the same math: A kaiming-uniform,
+    B zero, scaling alpha / r); `--lora plain` forces the latter.
 Prints one JSON line: median milliseconds per step for each workload asked for.
 """
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -65,12 +70,74 @@ def w3(warmup, steps):
     return time_steps(step, warmup, steps)
 
 
+class PlainLora(nn.Module):
+    """base(x) + (x A^T) B^T * alpha / r around a frozen nn.Linear, as PEFT's lora.Linear."""
+
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.Linear(base.in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False)
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B.weight)
+        self.scaling = alpha / r
+
+    def forward(self, x):
+        return self.base(x) + self.lora_B(self.lora_A(x)) * self.scaling
+
+
+TARGETS = ["qkv", "proj", "fc1", "fc2"]
+
+
+def lora_gpt(kind, r=8, alpha=16.0):
+    """W3's GPT with LoRA on TARGETS and its base frozen; `kind` is "peft" or "plain"."""
+    model = GPT(char_small_config())
+    if kind == "peft":
+        import peft
+
+        cfg = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=TARGETS, bias="none")
+        return peft.get_peft_model(model, cfg)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for block in model.blocks:
+        for parent, name in [(block.attn, "qkv"), (block.attn, "proj"), (block.mlp, "fc1"), (block.mlp, "fc2")]:
+            setattr(parent, name, PlainLora(getattr(parent, name), r, alpha))
+    return model
+
+
+def w4(warmup, steps, kind):
+    model = lora_gpt(kind)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert sum(p.numel() for p in trainable) == 65_536, sum(p.numel() for p in trainable)
+    opt = torch.optim.AdamW(trainable, lr=1e-3, weight_decay=0.01)
+    ids = torch.randint(0, 65, (16, 129))
+    x, y = ids[:, :-1], ids[:, 1:]
+
+    def step():
+        logits = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, 65), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return time_steps(step, warmup, steps)
+
+
+def peft_importable():
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--only", choices=["w2", "w3"])
+    ap.add_argument("--only", choices=["w2", "w3", "w4"])
+    ap.add_argument("--lora", choices=["peft", "plain"], help="how W4 builds its adapters (default: peft if importable)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -79,6 +146,10 @@ def main():
         out["w2_ms"] = w2(args.warmup, args.steps * 10)
     if args.only in (None, "w3"):
         out["w3_ms"] = w3(args.warmup, args.steps)
+    if args.only in (None, "w4"):
+        kind = args.lora or ("peft" if peft_importable() else "plain")
+        out["w4_lora"] = kind
+        out["w4_ms"] = w4(args.warmup, args.steps, kind)
     print(json.dumps(out))
 
 

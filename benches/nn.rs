@@ -1,4 +1,5 @@
-//! W2 and W3 (BENCHMARKS.md): one training step of an MLP and of the char GPT, ours
+//! W2, W3 and W4 (BENCHMARKS.md): one training step of an MLP, of the char GPT and of
+//! the char GPT with LoRA r=8 on a frozen base, ours
 //! against PyTorch in the same run. Run: `cargo bench --bench nn [-- --steps N --only w3
 //! --threads N --no-torch]`. PyTorch is measured by `bench/torch_nn_reference.py` when
 //! `python3 -c "import torch"` works; medians in milliseconds, ratio = ours / PyTorch.
@@ -59,6 +60,11 @@ fn w3(a: &Args) -> f64 {
     median_ms(a.warmup, a.steps, || drop(w.step().unwrap()))
 }
 
+fn w4(a: &Args) -> f64 {
+    let mut w = Workload::w4(Device::Cpu).unwrap();
+    median_ms(a.warmup, a.steps, || drop(w.step().unwrap()))
+}
+
 /// PyTorch's medians, or None when torch is not importable.
 fn torch(a: &Args) -> Option<serde_json::Value> {
     let ok = Command::new("python3").args(["-c", "import torch"]).output().ok()?.status.success();
@@ -98,6 +104,9 @@ fn main() {
     }
     if want("w3") {
         ours.push(("W3 char GPT step (826,433 params)", "w3_ms", w3(&a)));
+    }
+    if want("w4") {
+        ours.push(("W4 LoRA r=8 step (65,536 trainable)", "w4_ms", w4(&a)));
     }
     let theirs = if a.torch { torch(&a) } else { None };
     if let Some(t) = &theirs {
