@@ -8,6 +8,7 @@ W4: W3's model with LoRA r=8 (alpha 16, dropout 0) on qkv, proj, fc1 and fc2, ba
     AdamW over the 65,536 adapter parameters: one training step. Built with `peft` when it
     is importable, else with the plain LoRA module below (the same math: A kaiming-uniform,
     B zero, scaling alpha / r); `--lora plain` forces the latter.
+W3 and W4 steps are taken in turn, so that their ratio compares the same minutes.
 Prints one JSON line: median milliseconds per step for each workload asked for.
 """
 import argparse
@@ -51,12 +52,9 @@ def w2(warmup, steps):
     return time_steps(step, warmup, steps)
 
 
-def w3(warmup, steps):
-    cfg = char_small_config()
-    model = GPT(cfg)
-    params = sum(p.numel() for p in model.parameters())
-    assert params == 826_433, params
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+def gpt_step(model):
+    """One AdamW step of `model`'s trainable parameters on a fixed random batch."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=0.01)
     ids = torch.randint(0, 65, (16, 129))
     x, y = ids[:, :-1], ids[:, 1:]
 
@@ -67,7 +65,14 @@ def w3(warmup, steps):
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return time_steps(step, warmup, steps)
+    return step
+
+
+def w3_model():
+    model = GPT(char_small_config())
+    params = sum(p.numel() for p in model.parameters())
+    assert params == 826_433, params
+    return model
 
 
 class PlainLora(nn.Module):
@@ -105,22 +110,23 @@ def lora_gpt(kind, r=8, alpha=16.0):
     return model
 
 
-def w4(warmup, steps, kind):
+def w4_model(kind):
     model = lora_gpt(kind)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    assert sum(p.numel() for p in trainable) == 65_536, sum(p.numel() for p in trainable)
-    opt = torch.optim.AdamW(trainable, lr=1e-3, weight_decay=0.01)
-    ids = torch.randint(0, 65, (16, 129))
-    x, y = ids[:, :-1], ids[:, 1:]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == 65_536, trainable
+    return model
 
-    def step():
-        logits = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, 65), y.reshape(-1))
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
 
-    return time_steps(step, warmup, steps)
+def w3_w4(warmup, steps, steps_of):
+    """Medians of the steps in `steps_of` (name -> step) taken in turn, as the Rust side does."""
+    times = {k: [] for k in steps_of}
+    for i in range(warmup + steps):
+        for k, step in steps_of.items():
+            t0 = time.perf_counter()
+            step()
+            if i >= warmup:
+                times[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: statistics.median(t) for k, t in times.items()}
 
 
 def peft_importable():
@@ -144,12 +150,14 @@ def main():
     out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     if args.only in (None, "w2"):
         out["w2_ms"] = w2(args.warmup, args.steps * 10)
+    steps_of = {}
     if args.only in (None, "w3"):
-        out["w3_ms"] = w3(args.warmup, args.steps)
+        steps_of["w3_ms"] = gpt_step(w3_model())
     if args.only in (None, "w4"):
         kind = args.lora or ("peft" if peft_importable() else "plain")
         out["w4_lora"] = kind
-        out["w4_ms"] = w4(args.warmup, args.steps, kind)
+        steps_of["w4_ms"] = gpt_step(w4_model(kind))
+    out.update(w3_w4(args.warmup, args.steps, steps_of))
     print(json.dumps(out))
 
 
