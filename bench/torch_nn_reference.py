@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
-"""PyTorch side of the W2 and W3 benchmarks (BENCHMARKS.md), run by `cargo bench --bench nn`.
+"""PyTorch side of the W2, W3 and W4 benchmarks (BENCHMARKS.md), run by `cargo bench --bench nn`.
 
 W2: MLP 64-256-256-10, ReLU, batch 128, cross-entropy, AdamW: one training step.
 W3: char GPT (vocab 65, d 128, 4 layers, 4 heads, context 128, batch 16, pre-LayerNorm,
     GELU MLP 4d, learned positions, naive attention), AdamW: one training step.
+W4: W3's model with LoRA r=8 (alpha 16, dropout 0) on qkv, proj, fc1 and fc2, base frozen,
+    AdamW over the 65,536 adapter parameters: one training step. Built with `peft` when it
+    is importable, else with the plain LoRA module below (the same math: A kaiming-uniform,
+    B zero, scaling alpha / r); `--lora plain` forces the latter.
+W3 and W4 steps are taken in turn, so that their ratio compares the same minutes.
 Prints one JSON line: median milliseconds per step for each workload asked for.
 """
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -46,12 +52,9 @@ def w2(warmup, steps):
     return time_steps(step, warmup, steps)
 
 
-def w3(warmup, steps):
-    cfg = char_small_config()
-    model = GPT(cfg)
-    params = sum(p.numel() for p in model.parameters())
-    assert params == 826_433, params
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+def gpt_step(model):
+    """One AdamW step of `model`'s trainable parameters on a fixed random batch."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=0.01)
     ids = torch.randint(0, 65, (16, 129))
     x, y = ids[:, :-1], ids[:, 1:]
 
@@ -62,7 +65,76 @@ def w3(warmup, steps):
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return time_steps(step, warmup, steps)
+    return step
+
+
+def w3_model():
+    model = GPT(char_small_config())
+    params = sum(p.numel() for p in model.parameters())
+    assert params == 826_433, params
+    return model
+
+
+class PlainLora(nn.Module):
+    """base(x) + (x A^T) B^T * alpha / r around a frozen nn.Linear, as PEFT's lora.Linear."""
+
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.Linear(base.in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False)
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B.weight)
+        self.scaling = alpha / r
+
+    def forward(self, x):
+        return self.base(x) + self.lora_B(self.lora_A(x)) * self.scaling
+
+
+TARGETS = ["qkv", "proj", "fc1", "fc2"]
+
+
+def lora_gpt(kind, r=8, alpha=16.0):
+    """W3's GPT with LoRA on TARGETS and its base frozen; `kind` is "peft" or "plain"."""
+    model = GPT(char_small_config())
+    if kind == "peft":
+        import peft
+
+        cfg = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=TARGETS, bias="none")
+        return peft.get_peft_model(model, cfg)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for block in model.blocks:
+        for parent, name in [(block.attn, "qkv"), (block.attn, "proj"), (block.mlp, "fc1"), (block.mlp, "fc2")]:
+            setattr(parent, name, PlainLora(getattr(parent, name), r, alpha))
+    return model
+
+
+def w4_model(kind):
+    model = lora_gpt(kind)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == 65_536, trainable
+    return model
+
+
+def w3_w4(warmup, steps, steps_of):
+    """Medians of the steps in `steps_of` (name -> step) taken in turn, as the Rust side does."""
+    times = {k: [] for k in steps_of}
+    for i in range(warmup + steps):
+        for k, step in steps_of.items():
+            t0 = time.perf_counter()
+            step()
+            if i >= warmup:
+                times[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: statistics.median(t) for k, t in times.items()}
+
+
+def peft_importable():
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def main():
@@ -70,15 +142,22 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--only", choices=["w2", "w3"])
+    ap.add_argument("--only", choices=["w2", "w3", "w4"])
+    ap.add_argument("--lora", choices=["peft", "plain"], help="how W4 builds its adapters (default: peft if importable)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     if args.only in (None, "w2"):
         out["w2_ms"] = w2(args.warmup, args.steps * 10)
+    steps_of = {}
     if args.only in (None, "w3"):
-        out["w3_ms"] = w3(args.warmup, args.steps)
+        steps_of["w3_ms"] = gpt_step(w3_model())
+    if args.only in (None, "w4"):
+        kind = args.lora or ("peft" if peft_importable() else "plain")
+        out["w4_lora"] = kind
+        steps_of["w4_ms"] = gpt_step(w4_model(kind))
+    out.update(w3_w4(args.warmup, args.steps, steps_of))
     print(json.dumps(out))
 
 

@@ -1,4 +1,5 @@
-//! W2 and W3 (BENCHMARKS.md): one training step of an MLP and of the char GPT, ours
+//! W2, W3 and W4 (BENCHMARKS.md): one training step of an MLP, of the char GPT and of
+//! the char GPT with LoRA r=8 on a frozen base, ours
 //! against PyTorch in the same run. Run: `cargo bench --bench nn [-- --steps N --only w3
 //! --threads N --no-torch]`. PyTorch is measured by `bench/torch_nn_reference.py` when
 //! `python3 -c "import torch"` works; medians in milliseconds, ratio = ours / PyTorch.
@@ -65,6 +66,29 @@ fn w3(a: &Args, anomaly: bool) -> f64 {
     median_ms(a.warmup, a.steps, || drop(w.step().unwrap()))
 }
 
+/// Medians of W3 and W4 steps taken in turn, so that their ratio compares the same
+/// minutes of a machine whose speed drifts.
+fn w3_w4(a: &Args, w3: bool, w4: bool) -> (Option<f64>, Option<f64>) {
+    let mut three = w3.then(|| Workload::w3(Device::Cpu).unwrap());
+    let mut four = w4.then(|| Workload::w4(Device::Cpu).unwrap());
+    let (mut t3, mut t4) = (Vec::new(), Vec::new());
+    for i in 0..a.warmup + a.steps {
+        for (w, t) in [(&mut three, &mut t3), (&mut four, &mut t4)] {
+            let Some(w) = w.as_mut() else { continue };
+            let t0 = Instant::now();
+            drop(w.step().unwrap());
+            if i >= a.warmup {
+                t.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let median = |mut t: Vec<f64>| {
+        t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        t[t.len() / 2]
+    };
+    (w3.then(|| median(t3)), w4.then(|| median(t4)))
+}
+
 /// PyTorch's medians, or None when torch is not importable.
 fn torch(a: &Args) -> Option<serde_json::Value> {
     let ok = Command::new("python3").args(["-c", "import torch"]).output().ok()?.status.success();
@@ -105,11 +129,15 @@ fn main() {
             ours.push(("W2 step, anomaly detection on", "-", w2(&a, true)));
         }
     }
-    if want("w3") {
-        ours.push(("W3 char GPT step (826,433 params)", "w3_ms", w3(&a, false)));
-        if a.anomaly {
-            ours.push(("W3 step, anomaly detection on", "-", w3(&a, true)));
-        }
+    let (w3_ms, w4_ms) = w3_w4(&a, want("w3"), want("w4"));
+    if let Some(ms) = w3_ms {
+        ours.push(("W3 char GPT step (826,433 params)", "w3_ms", ms));
+    }
+    if let Some(ms) = w4_ms {
+        ours.push(("W4 LoRA r=8 step (65,536 trainable)", "w4_ms", ms));
+    }
+    if want("w3") && a.anomaly {
+        ours.push(("W3 step, anomaly detection on", "-", w3(&a, true)));
     }
     let theirs = if a.torch { torch(&a) } else { None };
     if let Some(t) = &theirs {
@@ -121,5 +149,10 @@ fn main() {
             Some(tm) => println!("{name:<36} {ms:>10.3} {tm:>10.3} {:>6.2}x", ms / tm),
             None => println!("{name:<36} {ms:>10.3} {:>10} {:>7}", "-", "-"),
         }
+    }
+    if let (Some(w3), Some(w4)) = (w3_ms, w4_ms) {
+        let tw = theirs.as_ref().and_then(|t| Some(t["w4_ms"].as_f64()? / t["w3_ms"].as_f64()?));
+        let tw = tw.map_or("-".to_string(), |r| format!("{r:.2}x"));
+        println!("{:<36} {:>10} {tw:>10}", "W4 / W3 (steps taken in turn)", format!("{:.2}x", w4 / w3));
     }
 }

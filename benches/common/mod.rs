@@ -1,4 +1,4 @@
-//! The models, batches and training step of W2 and W3 (BENCHMARKS.md), shared by the
+//! The models, batches and training step of W2, W3 and W4 (BENCHMARKS.md), shared by the
 //! benches that time them (nn.rs) and the one that watches their memory (soak/).
 
 use plies::autodiff::rng::Rng;
@@ -7,6 +7,7 @@ use plies::nn::layers::{Activation, Gpt, GptConfig, Mlp};
 use plies::nn::loss::{cross_entropy, CrossEntropy};
 use plies::nn::optim::{Adam, AdamConfig, Optimizer};
 use plies::nn::{Init, Layer, Module};
+use plies::peft::lora::{Lora, LoraConfig};
 
 /// A model with its AdamW and one fixed batch, all on one device.
 pub struct Workload {
@@ -31,6 +32,21 @@ impl Workload {
     pub fn w3(device: Device) -> Result<Workload> {
         let w = Workload::gpt(GptConfig::char_small(), 16, device)?;
         assert_eq!(w.model.num_params(), 826_433, "W3 parameter count");
+        Ok(w)
+    }
+
+    /// W4: W3's model with LoRA r=8 (alpha 16, dropout 0) on the attention and MLP
+    /// projections, base frozen; AdamW over the 65,536 adapter parameters only.
+    #[allow(dead_code)] // the soak bench does not run it
+    pub fn w4(device: Device) -> Result<Workload> {
+        let mut w = Workload::w3(device)?;
+        // The adapted layers hold the adapters; the handle is needed only to attach them.
+        Lora::new(w.model.as_ref(), LoraConfig::new(8, 16.0, &["qkv", "proj", "fc1", "fc2"]), &mut Init::new(2))?;
+        let trainable = w.model.trainable_parameters();
+        let n: usize = trainable.iter().map(|p| p.tensor.elem_count()).sum();
+        assert_eq!(n, 65_536, "W4 trainable parameter count");
+        w.model.to_device(device)?;
+        w.opt = Adam::new(trainable, AdamConfig::adamw(1e-3, 0.01))?;
         Ok(w)
     }
 

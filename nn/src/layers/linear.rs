@@ -14,6 +14,15 @@ pub trait LinearAdapter: Module {
     /// The adapted output for input rows `x` `[n, in]`; returns `[n, out]`.
     fn try_forward(&self, layer: &Linear, x: &Tensor) -> Result<Tensor>;
 
+    /// The adapted output cut along the output features into parts of `sizes`, part i
+    /// multiplied by `scales[i]` (`Linear::try_forward_split`'s contract; the sizes are
+    /// checked). By default the full output is sliced, whose backward pads each part's
+    /// gradient with zeros to the full width; an adapter that can split its own product
+    /// overrides this.
+    fn try_forward_split(&self, layer: &Linear, x: &Tensor, sizes: &[usize], scales: &[f64]) -> Result<Vec<Tensor>> {
+        split_output(&self.try_forward(layer, x)?, sizes, scales)
+    }
+
     /// True while the adapter leaves the output unchanged (disabled, merged into the
     /// weight, or holding nothing): the layer then computes its output itself and keeps
     /// its fast paths.
@@ -111,17 +120,18 @@ impl Linear {
                 ),
             ));
         }
+        match self.acting_adapter() {
+            Some(a) => a.try_forward_split(self, &rows, sizes, scales),
+            None => self.try_base_split(&rows, sizes, scales),
+        }
+    }
+
+    /// The unadapted output of rows `x` `[n, in]` (bias included) in parts of `sizes`,
+    /// part i scaled by `scales[i]`: each part is its own product with a slice of the
+    /// weight, the scale folded into that slice. The sizes must cover the output features.
+    pub fn try_base_split(&self, rows: &Tensor, sizes: &[usize], scales: &[f64]) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(sizes.len());
         let mut start = 0;
-        if let Some(a) = self.acting_adapter() {
-            let y = a.try_forward(self, &rows)?;
-            for (&n, &s) in sizes.iter().zip(scales) {
-                let part = y.try_narrow(1, start, n)?;
-                out.push(if s == 1.0 { part } else { part.try_mul_scalar(s)? });
-                start += n;
-            }
-            return Ok(out);
-        }
         for (&n, &s) in sizes.iter().zip(scales) {
             let mut w = self.weight.try_narrow(0, start, n)?;
             let mut b = self.bias.as_ref().map(|b| b.try_narrow(0, start, n)).transpose()?;
@@ -134,6 +144,19 @@ impl Linear {
         }
         Ok(out)
     }
+}
+
+/// `y` `[n, out]` sliced along the output features into parts of `sizes`, part i scaled by
+/// `scales[i]`.
+pub fn split_output(y: &Tensor, sizes: &[usize], scales: &[f64]) -> Result<Vec<Tensor>> {
+    let mut out = Vec::with_capacity(sizes.len());
+    let mut start = 0;
+    for (&n, &s) in sizes.iter().zip(scales) {
+        let part = y.try_narrow(1, start, n)?;
+        out.push(if s == 1.0 { part } else { part.try_mul_scalar(s)? });
+        start += n;
+    }
+    Ok(out)
 }
 
 impl Module for Linear {

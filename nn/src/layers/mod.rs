@@ -20,7 +20,7 @@ pub use attention::CausalSelfAttention;
 pub use conv::Conv2d;
 pub use dropout::Dropout;
 pub use embedding::{Embedding, EmbeddingAdapter};
-pub use linear::{Linear, LinearAdapter};
+pub use linear::{split_output, Linear, LinearAdapter};
 pub use mlp::Mlp;
 pub use norm::{LayerNorm, RmsNorm};
 pub use pool::{AvgPool2d, MaxPool2d};

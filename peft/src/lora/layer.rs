@@ -4,7 +4,7 @@
 use super::config::{InitLora, ModuleLora};
 use super::dora;
 use plies_autodiff::{Array, Error, Result, Tensor};
-use plies_nn::layers::{Dropout, Embedding, EmbeddingAdapter, Linear, LinearAdapter};
+use plies_nn::layers::{split_output, Dropout, Embedding, EmbeddingAdapter, Linear, LinearAdapter};
 use plies_nn::{Init, Initializer, Layer, Module, Scope};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -349,11 +349,38 @@ impl LinearAdapter for LoraLayer {
         };
         let s = u.scaling();
         let xd = u.dropout.try_forward(x)?;
-        let lora = xd.try_matmul(&u.a.try_t()?)?.try_matmul(&u.b.try_t()?)?;
+        let after_a = xd.try_matmul(&u.a.try_t()?)?;
         match &u.magnitude {
-            None => layer.try_base(x, true)?.try_add(&lora.try_mul_scalar(s)?),
-            Some(m) => dora::forward(layer, x, &xd, u.dropout.is_active(), &lora, m, &u.a, &u.b, s),
+            // The scaling goes on the narrow [n, r] product, not on the [n, out] output.
+            None => layer.try_base(x, true)?.try_add(&after_a.try_mul_scalar(s)?.try_matmul(&u.b.try_t()?)?),
+            Some(m) => {
+                let lora = after_a.try_matmul(&u.b.try_t()?)?;
+                dora::forward(layer, x, &xd, u.dropout.is_active(), &lora, m, &u.a, &u.b, s)
+            }
         }
+    }
+
+    /// Plain LoRA splits its product as the base does: part i is the base's own slice plus
+    /// `(x A^T) (s_i s B_i)^T` with B's rows sliced, so backward pads only B-sized gradients
+    /// with zeros, never the [n, out] output's. DoRA needs the full weight norm and slices
+    /// the full output.
+    fn try_forward_split(&self, layer: &Linear, x: &Tensor, sizes: &[usize], scales: &[f64]) -> Result<Vec<Tensor>> {
+        let Some(u) = self.active().filter(|_| !self.passthrough()) else {
+            return layer.try_base_split(x, sizes, scales);
+        };
+        if u.magnitude.is_some() {
+            return split_output(&LinearAdapter::try_forward(self, layer, x)?, sizes, scales);
+        }
+        let after_a = u.dropout.try_forward(x)?.try_matmul(&u.a.try_t()?)?;
+        let base = layer.try_base_split(x, sizes, scales)?;
+        let mut start = 0;
+        let mut out = Vec::with_capacity(base.len());
+        for ((y, &n), &si) in base.into_iter().zip(sizes).zip(scales) {
+            let b = u.b.try_narrow(0, start, n)?.try_mul_scalar(si * u.scaling())?;
+            out.push(y.try_add(&after_a.try_matmul(&b.try_t()?)?)?);
+            start += n;
+        }
+        Ok(out)
     }
 
     fn is_passthrough(&self) -> bool {
