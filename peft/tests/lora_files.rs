@@ -129,7 +129,7 @@ fn config_from_peft_with_defaults_and_unknown_fields() {
         (r#"{"peft_type": "LORA", "r": "x", "target_modules": ["a"]}"#, "key `r`: expected a non-negative integer"),
         (r#"{"peft_type": "LORA", "bias": "all", "target_modules": ["a"]}"#, "key `bias`: only \"none\""),
         (r#"{"peft_type": "LORA", "fan_in_fan_out": true, "target_modules": ["a"]}"#, "key `fan_in_fan_out`"),
-        (r#"{"peft_type": "LORA", "r": 0, "target_modules": ["a"]}"#, "r must be positive"),
+        (r#"{"peft_type": "LORA", "r": 0, "target_modules": ["a"]}"#, "f.json: at key `r`: must be positive"),
         ("{\"peft_type\": \n \"LORA\",,}", "f.json: at line 2 column 9"),
     ] {
         let e = LoraConfig::from_json(text, "f.json").unwrap_err().to_string();

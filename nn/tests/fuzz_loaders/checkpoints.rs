@@ -27,17 +27,17 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Bookkeeping allowed per header byte (see the module comment); measured need is about 8.
-const PER_HEADER_BYTE: usize = 16;
+pub const PER_HEADER_BYTE: usize = 16;
 
 /// (H, D) of a file as the loader sees them.
-fn sizes(bytes: &[u8]) -> (usize, usize) {
+pub fn sizes(bytes: &[u8]) -> (usize, usize) {
     let Some(len) = bytes.get(..8) else { return (0, 0) };
     let rest = bytes.len() - 8;
     let h = (u64::from_le_bytes(len.try_into().unwrap()).min(rest as u64)) as usize;
     (h, rest - h)
 }
 
-fn base_bound(bytes: &[u8]) -> usize {
+pub fn base_bound(bytes: &[u8]) -> usize {
     let (h, d) = sizes(bytes);
     bytes.len() + d + PER_HEADER_BYTE * h + SLACK
 }
@@ -46,7 +46,7 @@ fn base_bound(bytes: &[u8]) -> usize {
 /// Header pairs and the data section.
 type Split = (Vec<(String, Value)>, Vec<u8>);
 
-fn split(b: &[u8]) -> Option<Split> {
+pub fn split(b: &[u8]) -> Option<Split> {
     let n = u64::from_le_bytes(b.get(..8)?.try_into().ok()?) as usize;
     let header: Map<String, Value> = serde_json::from_slice(b.get(8..8usize.checked_add(n)?)?).ok()?;
     let mut pairs: Vec<(String, Value)> = header.into_iter().collect();
@@ -56,7 +56,7 @@ fn split(b: &[u8]) -> Option<Split> {
 }
 
 /// A file from header pairs (written in order, so keys may repeat) and a data section.
-fn assemble(pairs: &[(String, Value)], data: &[u8]) -> Vec<u8> {
+pub fn assemble(pairs: &[(String, Value)], data: &[u8]) -> Vec<u8> {
     let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), v)).collect();
     let header = format!("{{{}}}", body.join(","));
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
@@ -84,7 +84,7 @@ fn in_range(pairs: &[(String, Value)], data: &[u8]) -> bool {
 
 /// Corruptions every safetensors file can take. `nan_ok` says which tensors may hold NaN and
 /// Inf and still load (all but an optimizer's step counts).
-fn semantic(bytes: &[u8], variant: u8, p: u64, nan_ok: &dyn Fn(&str) -> bool) -> Option<(Vec<u8>, Expect)> {
+pub fn semantic(bytes: &[u8], variant: u8, p: u64, nan_ok: &dyn Fn(&str) -> bool) -> Option<(Vec<u8>, Expect)> {
     let (mut pairs, mut data) = split(bytes)?;
     if !in_range(&pairs, &data) {
         return None;
@@ -275,7 +275,7 @@ fn semantic(bytes: &[u8], variant: u8, p: u64, nan_ok: &dyn Fn(&str) -> bool) ->
 }
 
 /// The header length field.
-fn length_field(_: &[u8]) -> Vec<Field> {
+pub fn length_field(_: &[u8]) -> Vec<Field> {
     vec![Field { at: 0, width: 8, big_endian: false }]
 }
 
@@ -295,6 +295,13 @@ fn decode(dtype: &str, b: &[u8]) -> Vec<f64> {
         "I32" => b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
         _ => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
     }
+}
+
+/// The values of the file's entry `v`, as f64 (widened, so NaN payloads of F32 do not survive).
+pub fn decode_entry(v: &Value, data: &[u8]) -> Result<Vec<f64>, String> {
+    let (s, e) = offsets(v);
+    let stored = data.get(s..e).ok_or(format!("range [{s}, {e}] is outside the data"))?;
+    Ok(decode(v["dtype"].as_str().unwrap_or(""), stored))
 }
 
 /// `a` holds what the file's entry `v` does: the same bytes when the dtype is the stored one,
@@ -327,7 +334,7 @@ fn matches_entry(name: &str, a: &Array, v: &Value, data: &[u8]) -> Result<(), St
 
 /// Every array of `got` is in the file and holds what the file does; with `all`, every tensor
 /// of the file is in `got`.
-fn verify_arrays(bytes: &[u8], got: &[(String, Array)], all: bool) -> Result<(), String> {
+pub fn verify_arrays(bytes: &[u8], got: &[(String, Array)], all: bool) -> Result<(), String> {
     let (pairs, data) = split(bytes).ok_or("the loaded file does not parse as a safetensors header")?;
     let entries: HashMap<&str, &Value> =
         pairs.iter().filter(|(k, _)| k != "__metadata__").map(|(k, v)| (k.as_str(), v)).collect();
@@ -341,7 +348,7 @@ fn verify_arrays(bytes: &[u8], got: &[(String, Array)], all: bool) -> Result<(),
     Ok(())
 }
 
-fn write_seed(f: impl FnOnce(&Path)) -> Vec<u8> {
+pub fn write_seed(f: impl FnOnce(&Path)) -> Vec<u8> {
     let dir = super::scratch("seed");
     let path = dir.join(format!("s{:?}.safetensors", std::thread::current().id()).replace(['(', ')'], ""));
     f(&path);

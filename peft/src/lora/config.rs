@@ -135,24 +135,32 @@ impl LoraConfig {
 
     /// Errors for settings PEFT would refuse.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::invalid("lora config", m));
+        self.check().map_err(|(key, msg)| Error::invalid("lora config", format!("{key}: {msg}")))
+    }
+
+    /// The first setting PEFT would refuse: (its key, why).
+    fn check(&self) -> std::result::Result<(), (&'static str, String)> {
         if self.r == 0 {
-            return bad("r must be positive".into());
+            return Err(("r", "must be positive".into()));
         }
         if !(0.0..1.0).contains(&self.lora_dropout) {
-            return bad(format!("lora_dropout must be in [0, 1), got {}", self.lora_dropout));
+            return Err(("lora_dropout", format!("must be in [0, 1), got {}", self.lora_dropout)));
         }
         if self.target_modules.is_empty() {
-            return bad("target_modules is empty".into());
+            return Err(("target_modules", "is empty".into()));
         }
         if let Some((k, _)) = self.rank_pattern.iter().find(|(_, r)| *r == 0) {
-            return bad(format!("rank_pattern `{k}` gives rank 0"));
+            return Err(("rank_pattern", format!("`{k}` gives rank 0")));
         }
-        for key in self.rank_pattern.iter().map(|(k, _)| k).chain(self.alpha_pattern.iter().map(|(k, _)| k)) {
-            compile(key)?;
+        let regex = |key: &'static str, pattern: &str| compile(pattern).map(|_| ()).map_err(|e| (key, e.to_string()));
+        for k in self.rank_pattern.iter().map(|(k, _)| k) {
+            regex("rank_pattern", k)?;
+        }
+        for k in self.alpha_pattern.iter().map(|(k, _)| k) {
+            regex("alpha_pattern", k)?;
         }
         if let ModuleMatch::Regex(r) = &self.target_modules {
-            compile(r)?;
+            regex("target_modules", r)?;
         }
         Ok(())
     }
@@ -259,7 +267,8 @@ impl LoraConfig {
         let fmt = |at: String, msg: String| Error::Format { path: file.to_string(), at, msg };
         let v: Value = serde_json::from_str(text)
             .map_err(|e| fmt(format!("line {} column {}", e.line(), e.column()), e.to_string()))?;
-        let obj = v.as_object().ok_or_else(|| fmt("top level".into(), "expected a JSON object".into()))?;
+        let obj =
+            v.as_object().ok_or_else(|| fmt("byte 0".into(), "expected a JSON object at the top level".into()))?;
         match obj.get("peft_type").and_then(Value::as_str) {
             Some("LORA") => {}
             Some(other) => return Err(fmt("key `peft_type`".into(), format!("`{other}` is not LORA"))),
@@ -361,7 +370,7 @@ impl LoraConfig {
                 _ => unknown.push(k.clone()),
             }
         }
-        c.validate().map_err(|e| fmt("config".into(), e.to_string()))?;
+        c.check().map_err(|(key, msg)| fmt(format!("key `{key}`"), msg))?;
         Ok((c, unknown))
     }
 }

@@ -59,7 +59,13 @@ fn expected(model: &dyn Module, config: &LoraConfig) -> Result<BTreeMap<String, 
 
 fn read_config(dir: &Path) -> Result<(LoraConfig, Vec<String>, PathBuf)> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    // Bytes, not read_to_string: std's UTF-8 error does not say where the bad byte is.
+    let text = String::from_utf8(bytes).map_err(|e| Error::Format {
+        path: path.display().to_string(),
+        at: format!("byte {}", e.utf8_error().valid_up_to()),
+        msg: "not UTF-8 text (a JSON config is UTF-8)".into(),
+    })?;
     let (c, unknown) = LoraConfig::from_json(&text, &path.display().to_string())?;
     Ok((c, unknown, path))
 }
@@ -89,7 +95,7 @@ impl Lora {
     /// "default", freezing the base (PEFT's `PeftModel.from_pretrained`).
     pub fn from_pretrained(model: &dyn Module, dir: impl AsRef<Path>, init: &mut Init) -> Result<(Lora, LoadReport)> {
         let (config, unknown, config_file) = read_config(dir.as_ref())?;
-        let (weights, weights_file) = read_weights(model, &config, dir.as_ref())?;
+        let (weights, weights_file) = read_weights(model, &config, &config_file, dir.as_ref())?;
         let lora = Lora::new(model, config, init)?;
         lora.assign("default", &weights, &weights_file)?;
         Ok((lora, LoadReport { ignored_config_fields: unknown, config_file, weights_file }))
@@ -105,7 +111,7 @@ impl Lora {
         init: &mut Init,
     ) -> Result<LoadReport> {
         let (config, unknown, config_file) = read_config(dir.as_ref())?;
-        let (weights, weights_file) = read_weights(model, &config, dir.as_ref())?;
+        let (weights, weights_file) = read_weights(model, &config, &config_file, dir.as_ref())?;
         self.add_adapter(model, name, config, init)?;
         self.assign(name, &weights, &weights_file)?;
         Ok(LoadReport { ignored_config_fields: unknown, config_file, weights_file })
@@ -132,10 +138,16 @@ impl Lora {
 fn read_weights(
     model: &dyn Module,
     config: &LoraConfig,
+    config_file: &Path,
     dir: &Path,
 ) -> Result<(HashMap<String, plies_autodiff::Array>, PathBuf)> {
     let path = dir.join(WEIGHTS_FILE);
-    let want = expected(model, config)?;
+    // A config that selects no module (or a bad pattern) is the config file's fault.
+    let want = expected(model, config).map_err(|e| Error::Format {
+        path: config_file.display().to_string(),
+        at: "keys `target_modules`, `exclude_modules`, `layers_to_transform`, `rank_pattern`".into(),
+        msg: e.to_string(),
+    })?;
     let device = model.device()?.unwrap_or(plies_autodiff::Device::Cpu);
     let file = load_tensors(&path, device)?;
     let mut problems = Vec::new();
@@ -155,7 +167,7 @@ fn read_weights(
         return Err(Error::Format {
             path: path.display().to_string(),
             at: "keys".into(),
-            msg: format!("does not fit the model and config: {}", problems.join("; ")),
+            msg: format!("does not fit the model and the config {}: {}", config_file.display(), problems.join("; ")),
         });
     }
     Ok((file.tensors, path))
