@@ -115,6 +115,10 @@ impl GpuBackend {
                 Ok(v) => v,
                 Err(e) => {
                     self.slots.lock().unwrap().abandon(&checking);
+                    // A map that is still pending would make the next copy into this buffer
+                    // a validation error ("still mapped"): cancel it and start a new buffer.
+                    staging.unmap();
+                    *guard = None;
                     return Err(e);
                 }
             };
@@ -152,12 +156,29 @@ impl GpuBackend {
             let _ = tx.send(r);
         });
         self.wait_for(idx)?;
-        match rx.try_recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(self.err(format!("mapping the readback buffer: {e}"))),
-            Err(_) => {
+        // The submission has run, but the map callback may not have: when another thread's
+        // poll saw the submission finish first, that thread runs the callback, a moment after
+        // our own poll returned. Keep polling until it arrives (or the device timeout passes).
+        let t = std::time::Instant::now();
+        let got = loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(1)) {
+                Ok(r) => break Some(r),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if t.elapsed() > self.timeout => break None,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = self.wgpu.poll(wgpu::PollType::Poll);
+                }
+            }
+        };
+        match got {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(self.err(format!("mapping the readback buffer: {e}"))),
+            None => {
                 self.check_faults()?;
-                return Err(self.err("the readback buffer was not mapped after the GPU finished"));
+                return Err(self.err(format!(
+                    "the readback buffer was not mapped within {:?} after the GPU finished",
+                    self.timeout
+                )));
             }
         }
         staging

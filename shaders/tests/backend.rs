@@ -250,3 +250,34 @@ fn a_lost_device_is_an_error_not_a_hang() -> Result<()> {
     assert!(later.contains("device lost"), "{later}");
     Ok(())
 }
+
+/// Many threads reading back and synchronising on one device at once: each thread's poll may
+/// see another's readback finish, and the map callback then runs on that other thread. Every
+/// readback must still return its own values. (tests/nn_gpu.rs once failed under load with
+/// "not mapped after the GPU finished", then "still mapped" at the next submit; this test did
+/// not reproduce that at load 3, before or after the fix in transfer.rs.)
+#[test]
+fn concurrent_readbacks_on_one_device_all_succeed() -> Result<()> {
+    let Some(g) = private() else { return Ok(()) };
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..6)
+            .map(|t| {
+                let g = g.clone();
+                s.spawn(move || -> Result<()> {
+                    for i in 0..150 {
+                        let data: Vec<f32> = (0..64 + t * 7 + i % 5).map(|k| (k + t * 1000 + i) as f32).collect();
+                        let x = private_array(&g, data.clone(), &[data.len()])?;
+                        let y = x.add_scalar(1.0)?;
+                        if i % 3 == 0 {
+                            g.synchronize()?;
+                        }
+                        let want: Vec<f32> = data.iter().map(|v| v + 1.0).collect();
+                        assert_eq!(y.to_vec::<f32>()?, want, "thread {t}, round {i}");
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| w.join().expect("a worker panicked"))
+    })
+}

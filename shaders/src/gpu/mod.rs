@@ -73,7 +73,7 @@ pub struct GpuBackend {
     pub(crate) max_bytes: u64,
     limit_name: &'static str,
     align: u64,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     pub(crate) tuner: Autotuner,
 }
 
