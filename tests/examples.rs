@@ -19,6 +19,10 @@ mod fashion_cnn;
 #[path = "../examples/tpsgd.rs"]
 mod tpsgd;
 
+#[allow(dead_code)]
+#[path = "../examples/grow.rs"]
+mod grow;
+
 use clap::Parser;
 use plies::autodiff::Device;
 use plies::nn::checkpoint::load_gpt;
@@ -210,4 +214,38 @@ fn tpsgd_compares_the_four_methods_and_measures_memory_against_depth() {
     for png in ["accuracy.png", "memory.png"] {
         assert_eq!(&std::fs::read(dir.join(png)).unwrap()[..4], b"\x89PNG");
     }
+}
+
+#[test]
+fn grow_adds_stages_whose_validation_loss_falls_and_mixes_two_specialists() {
+    let _serial = serial();
+    let dir = Scratch::new("grow");
+    let out = dir.display().to_string();
+    #[rustfmt::skip]
+    let args = grow::Args::try_parse_from([
+        "grow", "--out", &out, "--stage-steps", "30", "--stages", "2", "--blocks-per-stage", "1",
+        "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4", "--eval-every", "30",
+        "--eval-windows", "8", "--specialist-blocks", "1", "--specialist-steps", "20", "--lr", "1e-2",
+    ])
+    .unwrap();
+    let o = grow::train(&args).unwrap();
+    check_outputs(&dir, &o.result_line, "grow");
+    assert_eq!(o.stage_val.len(), 2, "one validation loss per stage");
+    assert!(o.stage_val[1] < o.stage_val[0], "the second stage lowers the validation loss: {:?}", o.stage_val);
+    assert_eq!(o.grown.trainable.len(), 2);
+    // The second stage trains one new block and the head; the first also trained positions.
+    assert!(o.grown.trainable[1] < o.grown.trainable[0], "{:?}", o.grown.trainable);
+    for r in [&o.grown, &o.glyph, &o.learned] {
+        assert!(r.final_val().is_finite() && r.final_val() < (65f64).ln(), "{}: {}", r.name, r.final_val());
+    }
+    // A learned embedding trains more parameters than the frozen glyph table.
+    assert!(o.learned.trainable[0] > o.glyph.trainable[0]);
+    // The mixture is evaluated on both halves and their union, beside each specialist.
+    assert!(o.mixture.iter().flatten().all(|v| v.is_finite()), "{:?}", o.mixture);
+    for k in 1..=2 {
+        let ck = dir.join(format!("stage{k}.safetensors"));
+        assert!(ck.exists(), "{} is written", ck.display());
+    }
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    assert!(md.contains("grown") && md.contains("mixture"), "{md}");
 }
