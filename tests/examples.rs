@@ -23,6 +23,10 @@ mod tpsgd;
 #[path = "../examples/grow.rs"]
 mod grow;
 
+#[allow(dead_code)]
+#[path = "../examples/custom_module.rs"]
+mod custom_module;
+
 use clap::Parser;
 use plies::autodiff::Device;
 use plies::nn::checkpoint::load_gpt;
@@ -248,4 +252,11 @@ fn grow_adds_stages_whose_validation_loss_falls_and_mixes_two_specialists() {
     }
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
     assert!(md.contains("grown") && md.contains("mixture"), "{md}");
+}
+
+/// The example asserts itself that the reloaded model predicts as the trained one did.
+#[test]
+fn custom_module_trains_saves_and_reloads() {
+    let _serial = serial();
+    custom_module::main().unwrap();
 }
