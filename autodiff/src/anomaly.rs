@@ -39,6 +39,15 @@ static STATE: AtomicU8 = AtomicU8::new(UNSET);
 /// finite values from their arguments and are not checked. Values that do not come from an
 /// op (data, `set_value`, an optimizer step) are not checked either: an op that reads a
 /// parameter an optimizer turned into NaN is not blamed, so look at the step before.
+///
+/// ```
+/// use plies_autodiff::{AnomalyGuard, Device, Tensor};
+///
+/// let _on = AnomalyGuard::new(true); // detect_anomaly(true) until dropped
+/// let x = Tensor::from_vec(vec![1.0f32, -1.0], [2], Device::Cpu);
+/// let e = x.try_log().unwrap_err().to_string();
+/// assert!(e.contains("log") && e.contains("forward"), "{e}");
+/// ```
 pub fn detect_anomaly(on: bool) {
     STATE.store(if on { ON } else { OFF }, Ordering::Relaxed);
 }

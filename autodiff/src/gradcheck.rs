@@ -27,6 +27,14 @@ impl Default for GradCheck {
 
 /// Check `f`'s gradients at `inputs` with default tolerances. Float inputs are made f64
 /// parameters (strided layouts are kept); i32 inputs are passed as constants.
+///
+/// ```
+/// use plies_autodiff::{check_gradients, Array, Device};
+///
+/// let x = Array::from_vec(vec![0.3f64, -1.2, 2.0], [3], Device::Cpu)?;
+/// check_gradients(|t| t[0].try_tanh()?.try_sum_all(), &[x])?;
+/// # Ok::<(), plies_autodiff::Error>(())
+/// ```
 pub fn check_gradients(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Array]) -> Result<()> {
     GradCheck::default().check(f, inputs)
 }

@@ -64,6 +64,15 @@ impl Drop for NoGradGuard {
 }
 
 /// Run `f` without recording a graph (`torch.no_grad()`).
+///
+/// ```
+/// use plies_autodiff::{no_grad, Device, Tensor};
+///
+/// let w = Tensor::ones([2], plies_autodiff::DType::F32, Device::Cpu);
+/// w.set_requires_grad(true);
+/// let y = no_grad(|| w.try_exp()).unwrap();
+/// assert!(!y.requires_grad() && !y.has_graph());
+/// ```
 pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     let _g = NoGradGuard::new();
     f()
@@ -100,7 +109,19 @@ impl Tensor {
         self.0.node.is_some()
     }
 
-    /// Backpropagate from a one-element tensor (d self / d self = 1).
+    /// Backpropagate from a one-element tensor (d self / d self = 1). Gradients add up in
+    /// `.grad()` across calls, as in PyTorch, until `zero_grad`.
+    ///
+    /// ```
+    /// use plies_autodiff::{Device, Tensor};
+    ///
+    /// let x = Tensor::from_vec(vec![3.0f64], [1], Device::Cpu);
+    /// x.set_requires_grad(true);
+    /// let y = x.try_mul(&x)?.try_sum_all()?; // x^2
+    /// y.backward()?;
+    /// assert_eq!(x.grad().unwrap().to_vec::<f64>()?, vec![6.0]);
+    /// # Ok::<(), plies_autodiff::Error>(())
+    /// ```
     pub fn backward(&self) -> Result<()> {
         if self.elem_count() != 1 {
             return Err(Error::NoGradient {

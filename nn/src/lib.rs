@@ -1,6 +1,28 @@
 //! plies-nn: modules with named, layer-indexed parameters; layers; losses; optimizers and
 //! schedules; safetensors checkpoints; datasets and loaders; training UX (progress,
 //! metrics log, plots).
+//!
+//! A model, an optimizer and a training loop:
+//!
+//! ```
+//! use plies_nn::prelude::*;
+//!
+//! let mut init = Init::new(0);
+//! let model = Mlp::new(&mut init, &[4, 16, 3], Activation::Relu);
+//! let mut opt = Adam::new(model.named_parameters(), AdamConfig::adamw(1e-2, 0.01))?;
+//! let x = Tensor::from_vec((0..24).map(|i| (i % 7) as f32 / 7.0).collect(), [6, 4], Device::Cpu);
+//! let y = Tensor::from_vec(vec![0i32, 1, 2, 0, 1, 2], [6], Device::Cpu);
+//! let mut losses = Vec::new();
+//! for _ in 0..100 {
+//!     let loss = model.try_forward(&x)?.try_cross_entropy(&y)?;
+//!     loss.backward()?;
+//!     opt.step()?;
+//!     opt.zero_grad();
+//!     losses.push(loss.item());
+//! }
+//! assert!(losses[99] < 0.5 * losses[0], "{losses:?}");
+//! # Ok::<(), plies_autodiff::Error>(())
+//! ```
 
 // So that `#[derive(Module)]`, which names `::plies_nn`, works inside this crate too.
 extern crate self as plies_nn;

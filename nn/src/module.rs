@@ -186,7 +186,27 @@ impl<F: FnMut(&str, &dyn Module)> Visit for Modules<F> {
     }
 }
 
-/// A model or a part of one.
+/// A model or a part of one. `#[derive(Module)]` writes `visit` from the fields: tensors are
+/// parameters, modules are children, a `Vec` of modules is numbered.
+///
+/// ```
+/// use plies_nn::prelude::*;
+///
+/// #[derive(Module)]
+/// struct Pair {
+///     scale: Tensor,
+///     #[module(layers_from = 0)]
+///     layers: Vec<Linear>,
+/// }
+///
+/// let mut init = Init::new(0);
+/// let scale = Tensor::ones([3], DType::F32, Device::Cpu);
+/// scale.set_requires_grad(true);
+/// let m = Pair { scale, layers: vec![Linear::new(&mut init, 3, 3, true), Linear::new(&mut init, 3, 2, false)] };
+/// let names: Vec<String> = m.named_parameters().into_iter().map(|p| p.name).collect();
+/// assert_eq!(names, ["scale", "layers.0.weight", "layers.0.bias", "layers.1.weight"]);
+/// assert_eq!(m.num_params(), 3 + 9 + 3 + 6);
+/// ```
 pub trait Module: AsAny + Send + Sync {
     /// Report own parameters (`s.param`), flags (`s.mode`) and children (`s.child`,
     /// `s.layer`) in a fixed order: the order of `named_parameters` and of checkpoints.

@@ -10,6 +10,16 @@ impl Tensor {
     }
 
     /// A constant from host data (panics on a length mismatch; see `try_from_vec`).
+    ///
+    /// ```
+    /// use plies_autodiff::{DType, Device, Tensor};
+    ///
+    /// let t = Tensor::from_vec(vec![1i32, 2, 3, 4, 5, 6], [2, 3], Device::Cpu);
+    /// assert_eq!((t.dims(), t.dtype()), (vec![2, 3], DType::I32));
+    /// // The fallible twin names the op and both sizes instead of panicking.
+    /// let e = Tensor::try_from_vec(vec![1.0f32; 5], [2, 3], Device::Cpu).unwrap_err();
+    /// assert!(e.to_string().contains('5') && e.to_string().contains("[2, 3]"), "{e}");
+    /// ```
     #[track_caller]
     pub fn from_vec<T: Element>(data: Vec<T>, shape: impl Into<Shape>, device: Device) -> Tensor {
         crate::tensor::ok(Tensor::try_from_vec(data, shape, device))

@@ -29,6 +29,26 @@ use std::path::Path;
 pub const CONFIG_KEY: &str = "plies.config";
 
 /// Save a module's parameters (and string metadata) to `path`.
+///
+/// ```
+/// use plies_nn::checkpoint::{load_model, save_model};
+/// use plies_nn::prelude::*;
+/// use std::collections::HashMap;
+///
+/// let path = std::env::temp_dir().join(format!("plies-doc-{}.safetensors", std::process::id()));
+/// let a = Linear::new(&mut Init::new(1), 4, 2, true);
+/// save_model(&a, &path, &HashMap::from([("note".to_string(), "doc".to_string())]))?;
+/// let b = Linear::new(&mut Init::new(2), 4, 2, true);
+/// let meta = load_model(&b, &path)?;
+/// assert_eq!(meta["note"], "doc");
+/// assert_eq!(b.weight.to_vec::<f32>(), a.weight.to_vec::<f32>());
+/// // A model of another shape is refused, naming the file and the tensor.
+/// let c = Linear::new(&mut Init::new(3), 5, 2, true);
+/// let e = load_model(&c, &path).unwrap_err().to_string();
+/// assert!(e.contains("plies-doc") && e.contains("weight"), "{e}");
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), plies_autodiff::Error>(())
+/// ```
 pub fn save_model(model: &dyn Module, path: impl AsRef<Path>, metadata: &HashMap<String, String>) -> Result<()> {
     save_tensors(path, &model.state_dict(), metadata)
 }

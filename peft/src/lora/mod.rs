@@ -2,10 +2,23 @@
 //! target modules, ranks, alphas and scaling; initialisation; several named adapters with one
 //! active; disabling, run-time scaling, merging; and adapter files PEFT loads and writes.
 //!
-//! ```ignore
-//! let lora = Lora::new(&model, LoraConfig::new(8, 16.0, &["qkv", "proj", "fc1", "fc2"]), &mut init)?;
-//! // train model.trainable_parameters() ...
-//! lora.save_pretrained("runs/x/adapter")?;
+//! ```
+//! use plies_nn::layers::{Gpt, GptConfig};
+//! use plies_nn::{Init, Module};
+//! use plies_peft::lora::{Lora, LoraConfig};
+//!
+//! let cfg = GptConfig { vocab_size: 11, context: 8, d_model: 8, n_layer: 2, n_head: 2, ..GptConfig::char_small() };
+//! let model = Gpt::new(&mut Init::new(0), cfg);
+//! let lora = Lora::new(&model, LoraConfig::new(4, 8.0, &["qkv", "proj", "fc1", "fc2"]), &mut Init::new(1))?;
+//! // The base is frozen; only A and B of the 8 adapted Linears train.
+//! let trainable = model.trainable_parameters();
+//! assert_eq!(trainable.len(), 2 * 4 * 2);
+//! assert!(trainable.iter().all(|p| p.name.contains("lora_")));
+//! let dir = std::env::temp_dir().join(format!("plies-doc-lora-{}", std::process::id()));
+//! lora.save_pretrained(&dir)?; // adapter_model.safetensors + adapter_config.json
+//! assert!(dir.join("adapter_config.json").exists());
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), plies_autodiff::Error>(())
 //! ```
 
 mod config;
