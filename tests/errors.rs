@@ -177,6 +177,12 @@ fn indices_out_of_range_name_the_index_and_size() {
     // -100 is only special while it is the ignore_index.
     let opts = CrossEntropyOpts { ignore_index: -1, ..Default::default() };
     assert_eq!(ce(-100, opts), "index -100 out of range in cross_entropy for a dimension of size 3");
+    // The op checks its options, whichever API reaches it.
+    let smooth = CrossEntropyOpts { label_smoothing: 1.5, ..Default::default() };
+    assert!(ce(0, smooth).contains("label_smoothing must be in [0, 1], got 1.5"), "{}", ce(0, smooth));
+    let nn_opts = plies::nn::loss::CrossEntropy { label_smoothing: -0.5, ..Default::default() };
+    let e = err(plies::nn::loss::cross_entropy(&t(&[2, 3]), &iten(&[0, 1], &[2]), nn_opts));
+    assert!(e.contains("label_smoothing must be in [0, 1], got -0.5"), "{e}");
 }
 
 #[test]

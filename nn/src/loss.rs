@@ -20,14 +20,10 @@ impl Default for CrossEntropy {
     }
 }
 
-/// Cross-entropy of logits `[.., C]` against i32 class targets `[..]` (fused kernel).
+/// Cross-entropy of logits `[.., C]` against i32 class targets `[..]` (fused kernel), with
+/// PyTorch's options. The one loss API: `logits.try_cross_entropy(&targets)` is this with the
+/// defaults, and both run the same op, which checks the options and shapes.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor, opts: CrossEntropy) -> Result<Tensor> {
-    if !(0.0..=1.0).contains(&opts.label_smoothing) {
-        return Err(Error::invalid(
-            "cross_entropy",
-            format!("label_smoothing must be in [0, 1], got {}", opts.label_smoothing),
-        ));
-    }
     let o = CrossEntropyOpts { ignore_index: opts.ignore_index, label_smoothing: opts.label_smoothing };
     logits.try_cross_entropy_with(targets, o, opts.reduction)
 }

@@ -80,6 +80,12 @@ impl Tensor {
         opts: CrossEntropyOpts,
         reduction: Reduction,
     ) -> Result<Tensor> {
+        if !(0.0..=1.0).contains(&opts.label_smoothing) {
+            return Err(Error::invalid(
+                "cross_entropy",
+                format!("label_smoothing must be in [0, 1], got {}", opts.label_smoothing),
+            ));
+        }
         let (x, t) = (self.value(), targets.value());
         if x.rank() < 1 || t.rank() + 1 != x.rank() || t.dims() != &x.dims()[..x.rank() - 1] {
             return Err(Error::ShapeMismatch { op: "cross_entropy", lhs: x.shape().clone(), rhs: t.shape().clone() });
