@@ -109,6 +109,12 @@ impl Tensor {
         self.0.node.is_some()
     }
 
+    /// The leaves requiring a gradient that this tensor's graph reaches (each once, inputs
+    /// first): the trainable tensors a backward pass from here would fill.
+    pub fn graph_leaves(&self) -> Vec<Tensor> {
+        topo_order(self).into_iter().filter(|t| t.is_leaf() && t.requires_grad()).collect()
+    }
+
     /// Backpropagate from a one-element tensor (d self / d self = 1). Gradients add up in
     /// `.grad()` across calls, as in PyTorch, until `zero_grad`.
     ///

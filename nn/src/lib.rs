@@ -38,6 +38,7 @@ pub mod module;
 pub mod optim;
 pub mod stats;
 pub mod train;
+pub mod unvisited;
 pub mod visitable;
 
 pub use init::{Init, Initializer};
@@ -46,6 +47,7 @@ pub use module::{Layer, Mode, Module, NamedParam, Scope};
 /// `#[derive(Module)]`: see [`visitable`] and the `plies-nn-derive` crate.
 pub use plies_nn_derive::Module;
 pub use stats::LayerStats;
+pub use unvisited::check_visited;
 
 /// The names most model code needs.
 pub mod prelude {

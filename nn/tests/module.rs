@@ -220,3 +220,64 @@ fn to_device_moves_parameters_and_names_the_one_that_fails() {
     assert_eq!(m.device().unwrap(), Some(Device::Cpu));
     assert_eq!(Activation::Relu.device().unwrap(), None);
 }
+
+/// Every built-in layer visits every trainable tensor its forward pass uses.
+#[test]
+fn built_in_layers_visit_every_tensor_their_forward_uses() {
+    use plies_autodiff::rng::Rng;
+    use plies_autodiff::DType;
+    let mut init = Init::new(0);
+    let mut rng = Rng::new(1);
+    let x = |dims: &[usize], rng: &mut Rng| Tensor::randn(dims, 0.0, 1.0, rng, DType::F32, Device::Cpu);
+    let tiny = GptConfig { vocab_size: 11, context: 8, d_model: 8, n_layer: 2, n_head: 2, ..GptConfig::char_small() };
+    let ids = Tensor::from_vec(vec![1i32, 2, 3, 4, 5, 6], [2, 3], Device::Cpu);
+    let cases: Vec<(&str, Box<dyn Layer>, Tensor)> = vec![
+        ("linear", Box::new(Linear::new(&mut init, 4, 3, true)), x(&[2, 4], &mut rng)),
+        ("embedding", Box::new(Embedding::new(&mut init, 11, 4)), ids.clone()),
+        ("conv2d", Box::new(Conv2d::new(&mut init, 2, 3, 3, 1, 1)), x(&[1, 2, 5, 5], &mut rng)),
+        ("layer_norm", Box::new(LayerNorm::new(&mut init, 4)), x(&[2, 4], &mut rng)),
+        ("rms_norm", Box::new(RmsNorm::new(&mut init, 4)), x(&[2, 4], &mut rng)),
+        ("mlp", Box::new(Mlp::new(&mut init, &[4, 5, 3], Activation::Tanh)), x(&[2, 4], &mut rng)),
+        ("rnn", Box::new(Rnn::new(&mut init, 4, 3)), x(&[2, 5, 4], &mut rng)),
+        ("gru", Box::new(Gru::new(&mut init, 4, 3)), x(&[2, 5, 4], &mut rng)),
+        ("attention", Box::new(CausalSelfAttention::new(&mut init, 8, 2, 0.0, 1.0)), x(&[2, 3, 8], &mut rng)),
+        ("block", Box::new(Block::new(&mut init, &tiny)), x(&[2, 3, 8], &mut rng)),
+        ("gpt", Box::new(Gpt::new(&mut init, tiny)), ids),
+    ];
+    for (name, layer, input) in cases {
+        let out = layer.try_forward(&input).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!out.graph_leaves().is_empty(), "{name}: the forward uses trainable tensors");
+        plies_nn::check_visited(&*layer, &out).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+/// A hand-written `visit` that forgets a tensor is found from one forward pass.
+#[test]
+fn a_forgotten_parameter_is_named_by_check_visited() {
+    use plies_nn::Scope;
+    struct Forgetful {
+        used: Linear,
+        scale: Tensor,
+    }
+    impl Module for Forgetful {
+        fn visit(&self, s: &mut Scope<'_>) {
+            s.child("used", &self.used); // `scale` is not reported
+        }
+    }
+    impl Layer for Forgetful {
+        fn try_forward(&self, x: &Tensor) -> plies_autodiff::Result<Tensor> {
+            self.used.try_forward(x)?.try_mul(&self.scale)
+        }
+    }
+    let scale = Tensor::ones([3], plies_autodiff::DType::F32, Device::Cpu);
+    scale.set_requires_grad(true);
+    let m = Forgetful { used: Linear::new(&mut Init::new(0), 4, 3, true), scale };
+    let out = m.try_forward(&Tensor::ones([2, 4], plies_autodiff::DType::F32, Device::Cpu)).unwrap();
+    let e = plies_nn::check_visited(&m, &out).unwrap_err().to_string();
+    assert!(e.contains("1 tensor(s)") && e.contains("f32 [3]") && e.contains("s.param"), "{e}");
+    // The same check on the loss, after freezing what is visited, still finds it.
+    m.used.weight.set_requires_grad(false);
+    let loss =
+        m.try_forward(&Tensor::ones([2, 4], plies_autodiff::DType::F32, Device::Cpu)).unwrap().try_sum_all().unwrap();
+    assert!(plies_nn::check_visited(&m, &loss).is_err());
+}
