@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use plies::autodiff::{rng::Rng, Array, CrossEntropyOpts, DType, Device, Error, Reduction, Result, Tensor};
-use plies::core::backend::{register_gpu, NormGrads, NormOut, StorageBox};
+use plies::core::backend::{register_gpu, NormGradInputs, NormGrads, NormOut, StorageBox};
 use plies::core::cpu::{CpuBackend, CpuStorage};
 use plies::core::{
     AdamWStep, Backend, BinaryOp, Distribution, Layout, MemoryStats, NormKind, ReduceOp, Storage, UnaryOp, View,
@@ -360,16 +360,7 @@ impl Backend for FakeGpu {
     fn norm(&self, _: NormKind, _: View, _: Option<View>, _: Option<View>, _: f64) -> Result<NormOut> {
         unreachable_kernel()
     }
-    fn norm_grad(
-        &self,
-        _: NormKind,
-        _: View,
-        _: Option<View>,
-        _: bool,
-        _: Option<View>,
-        _: View,
-        _: View,
-    ) -> Result<NormGrads> {
+    fn norm_grad(&self, _: NormGradInputs<'_>) -> Result<NormGrads> {
         unreachable_kernel()
     }
     fn cross_entropy(&self, _: View, _: View, _: CrossEntropyOpts) -> Result<(StorageBox, StorageBox)> {

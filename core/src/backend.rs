@@ -60,6 +60,20 @@ pub struct NormOut {
     pub rstd: StorageBox,
 }
 
+/// What the backward of a fused normalisation reads: the forward's input, weight and saved
+/// statistics, and the upstream gradient.
+#[derive(Clone, Copy)]
+pub struct NormGradInputs<'a> {
+    pub kind: NormKind,
+    pub x: View<'a>,
+    pub weight: Option<View<'a>>,
+    pub has_bias: bool,
+    /// Per-row mean (LayerNorm only).
+    pub mean: Option<View<'a>>,
+    pub rstd: View<'a>,
+    pub grad: View<'a>,
+}
+
 /// Gradients of a fused normalisation.
 pub struct NormGrads {
     pub dx: StorageBox,
@@ -151,17 +165,7 @@ pub trait Backend: Send + Sync + Debug {
     /// Gradient of (log_)softmax given its output `y` and the upstream gradient.
     fn softmax_grad(&self, y: View, grad: View, log: bool) -> Result<StorageBox>;
     fn norm(&self, kind: NormKind, x: View, weight: Option<View>, bias: Option<View>, eps: f64) -> Result<NormOut>;
-    #[allow(clippy::too_many_arguments)]
-    fn norm_grad(
-        &self,
-        kind: NormKind,
-        x: View,
-        weight: Option<View>,
-        has_bias: bool,
-        mean: Option<View>,
-        rstd: View,
-        grad: View,
-    ) -> Result<NormGrads>;
+    fn norm_grad(&self, inputs: NormGradInputs<'_>) -> Result<NormGrads>;
     /// Per-row loss `[n]` and log-sum-exp `[n]` of logits `[n, c]` against `I32` targets `[n]`.
     fn cross_entropy(&self, logits: View, targets: View, opts: CrossEntropyOpts) -> Result<(StorageBox, StorageBox)>;
     /// `d loss_i / d logits` scaled by `grad[i]`, given the saved log-sum-exp.

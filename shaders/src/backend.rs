@@ -1,7 +1,9 @@
 //! `impl Backend for GpuBackend`: the trait's ops, mapped onto the kernel families.
 
 use crate::gpu::GpuBackend;
-use plies_core::backend::{AdamWStep, CrossEntropyOpts, MemoryStats, NormGrads, NormOut, Storage, StorageBox, View};
+use plies_core::backend::{
+    AdamWStep, CrossEntropyOpts, MemoryStats, NormGradInputs, NormGrads, NormOut, Storage, StorageBox, View,
+};
 use plies_core::cpu::CpuStorage;
 use plies_core::{Backend, BinaryOp, DType, Device, Distribution, Layout, NormKind, ReduceOp, Result, UnaryOp};
 
@@ -91,17 +93,8 @@ impl Backend for GpuBackend {
         self.norm_view(kind, x, weight, bias, eps)
     }
 
-    fn norm_grad(
-        &self,
-        kind: NormKind,
-        x: View,
-        weight: Option<View>,
-        has_bias: bool,
-        mean: Option<View>,
-        rstd: View,
-        grad: View,
-    ) -> Result<NormGrads> {
-        self.norm_grad_view(kind, x, weight, has_bias, mean, rstd, grad)
+    fn norm_grad(&self, inputs: NormGradInputs<'_>) -> Result<NormGrads> {
+        self.norm_grad_view(inputs)
     }
 
     fn cross_entropy(&self, logits: View, targets: View, opts: CrossEntropyOpts) -> Result<(StorageBox, StorageBox)> {

@@ -2,7 +2,7 @@
 //! kernels the autodiff rules call.
 
 use super::Array;
-use crate::backend::{AdamWStep, CrossEntropyOpts};
+use crate::backend::{AdamWStep, CrossEntropyOpts, NormGradInputs};
 use crate::shape::Axis;
 use crate::{Error, NormKind, Result, Shape};
 
@@ -104,15 +104,15 @@ impl Array {
         grad: &Array,
     ) -> Result<(Array, Option<Array>, Option<Array>)> {
         self.check_same_shape("norm_grad", grad)?;
-        let g = self.backend().norm_grad(
+        let g = self.backend().norm_grad(NormGradInputs {
             kind,
-            self.view(),
-            weight.map(|w| w.view()),
+            x: self.view(),
+            weight: weight.map(|w| w.view()),
             has_bias,
-            stats.mean.as_ref().map(|m| m.view()),
-            stats.rstd.view(),
-            grad.view(),
-        )?;
+            mean: stats.mean.as_ref().map(|m| m.view()),
+            rstd: stats.rstd.view(),
+            grad: grad.view(),
+        })?;
         let c = Shape::from(&self.dims()[self.rank() - 1..]);
         Ok((
             Array::from_storage(g.dx, self.shape().clone()),

@@ -4,7 +4,9 @@
 use super::dispatch::{any_dtype, data, data_mut, dense, float, last_dim, out, same_dtype};
 use super::strided::{self, build_vec, map1, map1_runs, map2_runs, map3};
 use super::{alloc, counters, elementwise, fused, index, matmul, reduce, simd, CpuStorage};
-use crate::backend::{AdamWStep, CrossEntropyOpts, MemoryStats, NormGrads, NormOut, Storage, StorageBox, View};
+use crate::backend::{
+    AdamWStep, CrossEntropyOpts, MemoryStats, NormGradInputs, NormGrads, NormOut, Storage, StorageBox, View,
+};
 use crate::{
     layout, rng, Backend, BinaryOp, DType, Device, Distribution, Element, Error, Layout, NormKind, ReduceOp, Result,
     UnaryOp,
@@ -209,16 +211,8 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn norm_grad(
-        &self,
-        kind: NormKind,
-        x: View,
-        weight: Option<View>,
-        has_bias: bool,
-        mean: Option<View>,
-        rstd: View,
-        grad: View,
-    ) -> Result<NormGrads> {
+    fn norm_grad(&self, a: NormGradInputs<'_>) -> Result<NormGrads> {
+        let NormGradInputs { kind, x, weight, has_bias, mean, rstd, grad } = a;
         float!("norm_grad", x.dtype(), T => {
             let get = |v| dense::<T>("norm_grad", v);
             let (xs, gs, rs) = (get(x)?, get(grad)?, get(rstd)?);

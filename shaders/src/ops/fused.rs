@@ -9,7 +9,7 @@ use crate::gpu::GpuBackend;
 use crate::kernels::{Family, Kernel};
 use crate::params::Params;
 use crate::storage::GpuStorage;
-use plies_core::backend::{AdamWStep, CrossEntropyOpts, NormGrads, NormOut, View};
+use plies_core::backend::{AdamWStep, CrossEntropyOpts, NormGradInputs, NormGrads, NormOut, View};
 use plies_core::{DType, Error, Layout, NormKind, Result, Shape};
 
 /// (rows, cols, params with the outer layouts and column strides of `views`).
@@ -108,17 +108,8 @@ impl GpuBackend {
         Ok(NormOut { y: Box::new(y), mean: mean.map(|m| Box::new(m) as _), rstd: Box::new(rstd) })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn norm_grad_view(
-        &self,
-        kind: NormKind,
-        x: View,
-        weight: Option<View>,
-        has_bias: bool,
-        mean: Option<View>,
-        rstd: View,
-        grad: View,
-    ) -> Result<NormGrads> {
+    pub(crate) fn norm_grad_view(&self, a: NormGradInputs<'_>) -> Result<NormGrads> {
+        let NormGradInputs { kind, x, weight, has_bias, mean, rstd, grad } = a;
         let op = "norm_grad";
         self.rows_check(op, &[x, grad, rstd])?;
         let (sx, sg) = (self.storage_of(op, x)?, self.storage_of(op, grad)?);
