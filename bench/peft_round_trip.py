@@ -12,6 +12,13 @@ For LoRA and then DoRA:
 
   python3 bench/peft_round_trip.py [--dir runs/peft_round_trip] [--release]
 
+With --adapter, it checks one adapter a Plies run saved instead (the lora_finetune example
+prints this command): HF PEFT loads the base checkpoint and the adapter and must get the loss
+Plies reported on the same windows (I32 `tokens` [windows, context + 1]):
+
+  python3 bench/peft_round_trip.py --base B.safetensors --tokens T.safetensors \
+      --adapter DIR --expect LOSS
+
 Optional to run; needs the pip packages torch, safetensors and peft (it installs nothing).
 Exits non-zero on any mismatch.
 """
@@ -57,9 +64,26 @@ def main():
     ap.add_argument("--release", action="store_true", help="build peft_check in release mode")
     ap.add_argument("--steps", type=int, default=5, help="PyTorch training steps in (b)")
     ap.add_argument("--tol", type=float, default=1e-5)
+    ap.add_argument("--adapter", help="check this adapter folder alone (with --base, --tokens, --expect)")
+    ap.add_argument("--base", help="the base checkpoint the adapter was trained on")
+    ap.add_argument("--tokens", help="safetensors file with the I32 windows `tokens`")
+    ap.add_argument("--expect", type=float, help="the loss Plies reported on those windows")
     args = ap.parse_args()
     import peft
     from safetensors.torch import load_file
+
+    if args.adapter:
+        if not (args.base and args.tokens and args.expect is not None):
+            ap.error("--adapter needs --base, --tokens and --expect")
+        tokens = load_file(args.tokens)["tokens"].long()
+        base, _, _ = load_plies_gpt(args.base)
+        model = peft.PeftModel.from_pretrained(base, args.adapter)
+        model.eval()
+        with torch.no_grad():
+            theirs = loss_of(model, tokens).item()
+        print(f"torch {torch.__version__}, peft {peft.__version__}, {tokens.shape[0]} windows")
+        ok = check(f"{os.path.basename(os.path.normpath(args.adapter))} in PEFT", args.expect, theirs, args.tol)
+        sys.exit(0 if ok else 1)
 
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, peft {peft.__version__}")

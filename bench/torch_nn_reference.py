@@ -137,23 +137,31 @@ def peft_importable():
     return True
 
 
+def workloads(text):
+    names = text.split(",")
+    bad = [n for n in names if n not in ("w2", "w3", "w4")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown workload(s) {bad}: choose from w2, w3, w4")
+    return names
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--only", choices=["w2", "w3", "w4"])
+    ap.add_argument("--only", type=workloads, help="comma-separated: w2, w3, w4")
     ap.add_argument("--lora", choices=["peft", "plain"], help="how W4 builds its adapters (default: peft if importable)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-    if args.only in (None, "w2"):
+    if args.only is None or "w2" in args.only:
         out["w2_ms"] = w2(args.warmup, args.steps * 10)
     steps_of = {}
-    if args.only in (None, "w3"):
+    if args.only is None or "w3" in args.only:
         steps_of["w3_ms"] = gpt_step(w3_model())
-    if args.only in (None, "w4"):
+    if args.only is None or "w4" in args.only:
         kind = args.lora or ("peft" if peft_importable() else "plain")
         out["w4_lora"] = kind
         steps_of["w4_ms"] = gpt_step(w4_model(kind))

@@ -1,10 +1,12 @@
 //! W2, W3 and W4 (BENCHMARKS.md): one training step of an MLP, of the char GPT and of
 //! the char GPT with LoRA r=8 on a frozen base, ours
-//! against PyTorch in the same run. Run: `cargo bench --bench nn [-- --steps N --only w3
+//! against PyTorch in the same run. Run: `cargo bench --bench nn [-- --steps N --only w3,w4
 //! --threads N --no-torch]`. PyTorch is measured by `bench/torch_nn_reference.py` when
 //! `python3 -c "import torch"` works; medians in milliseconds, ratio = ours / PyTorch.
 //! Each workload also runs with anomaly detection on (`detect_anomaly`), to show what the
 //! checks cost when on; off is the plain row (`--no-anomaly` skips the extra rows).
+//! With W3 and W4 both run, their per-layer memory tables (`MemoryReport`, the second step
+//! of each) are printed side by side.
 
 mod common;
 
@@ -89,6 +91,23 @@ fn w3_w4(a: &Args, w3: bool, w4: bool) -> (Option<f64>, Option<f64>) {
     (w3.then(|| median(t3)), w4.then(|| median(t4)))
 }
 
+/// W3's and W4's memory tables side by side, measured on each one's second step.
+fn memory_tables() {
+    let report = |mut w: Workload| {
+        w.step().unwrap();
+        w.measured_step().unwrap()
+    };
+    let three = report(Workload::w3(Device::Cpu).unwrap()).table();
+    let four = report(Workload::w4(Device::Cpu).unwrap()).table();
+    let width = three.lines().map(str::len).max().unwrap_or(0);
+    println!("\n{:<width$}   W4 (LoRA r=8, base frozen)", "W3");
+    let (a, b): (Vec<&str>, Vec<&str>) = (three.lines().collect(), four.lines().collect());
+    for i in 0..a.len().max(b.len()) {
+        println!("{:<width$}   {}", a.get(i).unwrap_or(&""), b.get(i).unwrap_or(&""));
+    }
+    println!();
+}
+
 /// PyTorch's medians, or None when torch is not importable.
 fn torch(a: &Args) -> Option<serde_json::Value> {
     let ok = Command::new("python3").args(["-c", "import torch"]).output().ok()?.status.success();
@@ -119,7 +138,7 @@ fn main() {
         // Before the first kernel builds rayon's global pool.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
-    let want = |w: &str| a.only.as_deref().is_none_or(|o| o == w);
+    let want = |w: &str| a.only.as_deref().is_none_or(|o| o.split(',').any(|x| x == w));
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     println!("plies nn benchmarks: {threads} threads, {} steps (W2: {}), medians", a.steps, a.steps * 10);
     let mut ours = Vec::new();
@@ -149,6 +168,9 @@ fn main() {
             Some(tm) => println!("{name:<36} {ms:>10.3} {tm:>10.3} {:>6.2}x", ms / tm),
             None => println!("{name:<36} {ms:>10.3} {:>10} {:>7}", "-", "-"),
         }
+    }
+    if w3_ms.is_some() && w4_ms.is_some() {
+        memory_tables();
     }
     if let (Some(w3), Some(w4)) = (w3_ms, w4_ms) {
         let tw = theirs.as_ref().and_then(|t| Some(t["w4_ms"].as_f64()? / t["w3_ms"].as_f64()?));

@@ -27,12 +27,15 @@ mod grow;
 #[path = "../examples/custom_module.rs"]
 mod custom_module;
 
+#[path = "../examples/lora_finetune.rs"]
+mod lora_finetune;
+
 use clap::Parser;
 use plies::autodiff::Device;
 use plies::nn::checkpoint::load_gpt;
 use plies::nn::data::{digits, CharDataset};
 use plies::nn::train::CommonArgs;
-use plies::nn::{Init, Module};
+use plies::nn::{Init, Layer, Module};
 use std::path::Path;
 
 #[path = "../nn/tests/scratch/mod.rs"]
@@ -259,4 +262,89 @@ fn grow_adds_stages_whose_validation_loss_falls_and_mixes_two_specialists() {
 fn custom_module_trains_saves_and_reloads() {
     let _serial = serial();
     custom_module::main().unwrap();
+}
+
+#[test]
+fn lora_finetune_compares_full_lora_and_dora_on_one_base_and_saves_adapters_that_reload() {
+    let _serial = serial();
+    let dir = Scratch::new("lora_finetune");
+    let out = dir.join("run").display().to_string();
+    #[rustfmt::skip]
+    let flags = ["lora_finetune", "--out", &out, "--steps", "12", "--pretrain-steps", "30", "--seed", "2",
+        "--d-model", "16", "--layers", "1", "--heads", "2", "--context", "16", "--batch-size", "8",
+        "--pretrain-lr", "1e-2", "--full-lr", "1e-2", "--lora-lr", "2e-2", "--eval-every", "6",
+        "--val-windows", "8"];
+    let args = lora_finetune::Args::try_parse_from(flags).unwrap();
+    let run = lora_finetune::train(&args).unwrap();
+    assert!(run.pretrained);
+    let result = check_outputs(&dir.join("run"), &run.result_line, "lora_finetune");
+    let [full, lora, dora] = [0, 1, 2].map(|i| &run.methods[i]);
+    assert_eq!(full.trainable, {
+        let (model, _) = load_gpt(&run.base_path, &mut Init::new(0)).unwrap();
+        model.num_params()
+    });
+    // r 8, d 16, one block: qkv A [8, 16] B [48, 8], proj [8, 16] [16, 8], fc1 [8, 16] [64, 8],
+    // fc2 [8, 64] [16, 8]; DoRA adds a magnitude per output row.
+    assert_eq!(lora.trainable, 512 + 256 + 640 + 640);
+    assert_eq!(dora.trainable, lora.trainable + 48 + 16 + 64 + 16);
+    for s in &run.methods {
+        assert_eq!(s.losses.len(), 12);
+        assert!(s.finetune_val.is_finite() && s.pretrain_val.is_finite(), "{:?}", s.method);
+        let name = s.method.name();
+        assert_eq!(result[&format!("{name}_finetune_val_loss")].as_f64(), Some(s.finetune_val));
+        assert_eq!(result[&format!("{name}_memory_bytes")].as_u64(), Some(s.accounted_bytes()));
+        // Every step met the same first batch from the same base.
+        assert_eq!(s.losses[0], full.losses[0], "{name}: LoRA and DoRA start equal to the base");
+    }
+    assert!(full.finetune_val < run.base_val.0, "full fine-tuning lowers the fine-tuning loss");
+    assert!(lora.finetune_val < run.base_val.0, "LoRA lowers the fine-tuning loss");
+    // A frozen base holds no gradients and no optimizer state (activations are another
+    // matter: at this width they dominate, and the adapters add their own).
+    let (tf, tl) = (full.memory.totals(), lora.memory.totals());
+    assert_eq!(tl.param_bytes, tf.param_bytes + 4 * lora.trainable as u64);
+    assert_eq!(tf.grad_bytes, 4 * full.trainable as u64);
+    assert_eq!(tl.grad_bytes, 4 * lora.trainable as u64);
+    assert_eq!(tl.optimizer_bytes, 2 * tl.grad_bytes, "AdamW: two moments per trainable value");
+    assert!(tl.grad_bytes + tl.optimizer_bytes < (tf.grad_bytes + tf.optimizer_bytes) / 2);
+    let md = std::fs::read_to_string(dir.join("run/results.md")).unwrap();
+    for row in ["| base (before fine-tuning) |", "| full |", "| lora |", "| dora |"] {
+        assert!(md.contains(row), "{row} in {md}");
+    }
+    for png in ["finetune.png", "forgetting.png"] {
+        assert_eq!(&std::fs::read(dir.join("run").join(png)).unwrap()[..4], b"\x89PNG");
+    }
+    assert!(run.peft_check.contains("bench/peft_round_trip.py") && run.peft_check.contains("dora_adapter"));
+
+    // The saved LoRA adapter on the saved base gives the reported loss on the saved windows.
+    let (model, _) = load_gpt(&run.base_path, &mut Init::new(0)).unwrap();
+    plies::peft::lora::Lora::from_pretrained(&model, dir.join("run/lora_adapter"), &mut Init::new(0)).unwrap();
+    let file = plies::nn::checkpoint::load_tensors(dir.join("run/finetune_val.safetensors"), Device::Cpu).unwrap();
+    let tokens = plies::autodiff::Tensor::new(file.tensors["tokens"].clone());
+    assert_eq!(tokens.dims(), [8, 17]);
+    let (x, y) = (tokens.narrow(1, 0, 16).contiguous(), tokens.narrow(1, 1, 16).contiguous());
+    model.eval();
+    let again = plies::autodiff::no_grad(|| model.try_forward(&x)?.try_cross_entropy(&y)).unwrap().item();
+    assert!(
+        (again - lora.finetune_val).abs() < 1e-5 * lora.finetune_val,
+        "reloaded {again}, trained {}",
+        lora.finetune_val
+    );
+
+    // A second run reuses the cached base and repeats the losses; another text counts the
+    // characters the base does not know.
+    let again = lora_finetune::train(&args).unwrap();
+    assert!(!again.pretrained);
+    assert_eq!(again.methods[1].losses, lora.losses, "same seed, same losses");
+    let text = dir.join("other.txt");
+    let body = "Call me Ishmael. Some years ago \u{e9}t\u{e9}, never mind how long precisely. ".repeat(20);
+    std::fs::write(&text, format!("{body}\u{20ac}")).unwrap();
+    let other = text.display().to_string();
+    let args = lora_finetune::Args::try_parse_from(flags.iter().copied().chain(["--finetune-text", &other])).unwrap();
+    let moby = lora_finetune::train(&args).unwrap();
+    assert!(!moby.pretrained);
+    assert_eq!(moby.oov.count, 2 * 20 + 1);
+    assert_eq!(moby.oov.chars.get(&'\u{e9}'), Some(&40));
+    assert!(std::fs::read_to_string(dir.join("run/results.md"))
+        .unwrap()
+        .contains("outside the base vocabulary (mapped to id"));
 }

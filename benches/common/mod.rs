@@ -6,7 +6,7 @@ use plies::autodiff::{DType, Device, Result, Tensor};
 use plies::nn::layers::{Activation, Gpt, GptConfig, Mlp};
 use plies::nn::loss::{cross_entropy, CrossEntropy};
 use plies::nn::optim::{Adam, AdamConfig, Optimizer};
-use plies::nn::{Init, Layer, Module};
+use plies::nn::{Init, Layer, MemoryReport, Module};
 use plies::peft::lora::{Lora, LoraConfig};
 
 /// A model with its AdamW and one fixed batch, all on one device.
@@ -60,6 +60,18 @@ impl Workload {
         let ids = Tensor::from_vec(ids, [batch, t + 1], device);
         let (x, y) = (ids.try_narrow(1, 0, t)?.try_contiguous()?, ids.try_narrow(1, 1, t)?.try_contiguous()?);
         Ok(Workload { model: Box::new(model), opt, x, y })
+    }
+
+    /// One AdamW step like [`step`](Self::step), measuring what it holds between forward
+    /// and backward (after a first step, the optimizer state is counted).
+    #[allow(dead_code)] // the soak bench does not report tables
+    pub fn measured_step(&mut self) -> Result<MemoryReport> {
+        let loss = cross_entropy(&self.model.try_forward(&self.x)?, &self.y, CrossEntropy::default())?;
+        let report = MemoryReport::measure(self.model.as_ref(), Some(&self.opt), &loss)?;
+        loss.backward()?;
+        self.opt.step()?;
+        self.opt.zero_grad();
+        Ok(report)
     }
 
     /// One AdamW step: forward, loss, backward, update, zero_grad. Returns the loss.
