@@ -26,4 +26,5 @@
 pub mod grow;
 pub mod lora;
 pub mod select;
+pub mod tasks;
 pub mod tpsgd;
