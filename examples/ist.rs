@@ -374,7 +374,6 @@ fn run_one(
     }
     out.secs = start.elapsed().as_secs_f64();
     out.final_eval = out.evals.last().map_or(f64::NAN, |e| e.1);
-    drop(scaled);
     if let (Some(lora), Task::Planted { .. }, Some(_)) = (&lora, task, &ist) {
         let mut imp = Vec::new();
         for &l in layers.layers() {

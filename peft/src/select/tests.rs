@@ -92,7 +92,6 @@ fn a_loss_that_depends_on_layers_2_and_5_gives_them_the_lowest_scores() {
             let chosen = ist.select(step, &mut probe).unwrap();
             assert_eq!(chosen.len(), 2);
         }
-        drop(probe);
         assert_eq!(probes, 199 * 3, "K probes at steps 10, 20, ..., 1990");
         assert_eq!(*scales.0.lock().unwrap(), vec![1.0; 8], "scaling restored after every probe");
         let s = ist.scores();
@@ -112,7 +111,6 @@ fn a_failing_probe_restores_the_scaling_and_the_error_surfaces() {
     ist.select(0, &mut probe).unwrap();
     let err = ist.select(10, &mut probe).unwrap_err().to_string();
     assert!(err.contains("unreadable"), "{err}");
-    drop(probe);
     assert_eq!(*scales.0.lock().unwrap(), vec![1.0; 4]);
 }
 

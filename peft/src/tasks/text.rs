@@ -33,7 +33,7 @@ pub fn shakespeare_works() -> Result<Works> {
         })
     };
     let (macbeth, tempest) = (find("MACBETH")?, find("THE TEMPEST")?);
-    if !(0 < macbeth && macbeth < tempest) || !text.is_ascii() {
+    if !(0 < macbeth && macbeth < tempest && text.is_ascii()) {
         return Err(Error::invalid(
             "shakespeare_works",
             "the works are not in the order Sonnets, Macbeth, The Tempest",
