@@ -27,8 +27,13 @@ mod grow;
 #[path = "../examples/custom_module.rs"]
 mod custom_module;
 
+#[allow(dead_code)]
 #[path = "../examples/lora_finetune.rs"]
 mod lora_finetune;
+
+#[allow(dead_code)]
+#[path = "../examples/ist.rs"]
+mod ist;
 
 use clap::Parser;
 use plies::autodiff::Device;
@@ -347,4 +352,67 @@ fn lora_finetune_compares_full_lora_and_dora_on_one_base_and_saves_adapters_that
     assert!(std::fs::read_to_string(dir.join("run/results.md"))
         .unwrap()
         .contains("outside the base vocabulary (mapped to id"));
+}
+
+#[test]
+fn ist_runs_every_method_paired_and_logs_scores_and_selections() {
+    let _serial = serial();
+    let dir = Scratch::new("ist");
+    let argv = [
+        "ist",
+        "--pretrain-steps",
+        "30",
+        "--natural-steps",
+        "10",
+        "--layers",
+        "4",
+        "--d-model",
+        "32",
+        "--heads",
+        "2",
+        "--context",
+        "32",
+        "--planted",
+        "1,2",
+        "--n-upd",
+        "1",
+        "--eval-windows",
+        "4",
+        "--seeds",
+        "2",
+    ];
+    let mut args = ist::Args::parse_from(argv);
+    args.common = common(&dir.join("a"), 30, 0);
+    let a = ist::train(&args).unwrap();
+    let result = check_outputs(&dir.join("a"), &a.result_line, "ist");
+    assert_eq!(result["seeds"], 2);
+    assert_eq!(a.planted.len(), 4);
+    for runs in &a.planted {
+        assert_eq!(runs.len(), 2);
+        assert!(runs.iter().all(|r| r.final_eval.is_finite() && r.final_eval >= 0.0));
+    }
+    // IST trained one block per step, RST too; full LoRA every block every step.
+    assert_eq!(a.planted[0][0].picks.iter().sum::<u64>(), 30);
+    assert_eq!(a.planted[3][0].picks, vec![30; 4]);
+    assert_eq!(a.planted[0][0].scores.len(), 1 + 2, "scores at the start and at steps 10, 20");
+    assert_eq!(a.planted[0][0].importance.as_ref().map(|v| v.len()), Some(4));
+    let log = std::fs::read_to_string(dir.join("a/metrics.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ist_events: Vec<_> = records.iter().filter(|r| r["event"] == "ist").collect();
+    assert!(!ist_events.is_empty());
+    for e in &ist_events {
+        assert_eq!(e["sets"].as_array().unwrap().len(), 3);
+        assert_eq!(e["probe_losses"].as_array().unwrap().len(), 3);
+        assert_eq!(e["scores"].as_array().unwrap().len(), 4);
+    }
+    assert!(records.iter().any(|r| r["event"] == "select" && r["method"] == "ist"));
+    for f in ["results.md", "planted_kl.png", "ist_scores_seed0.png", "natural_loss.png", "base.safetensors"] {
+        assert!(dir.join("a").join(f).is_file(), "{f}");
+    }
+    // The same seed reproduces the run; the cached base model is reused.
+    let b = ist::train(&args).unwrap();
+    for (x, y) in a.planted.iter().flatten().zip(b.planted.iter().flatten()) {
+        assert_eq!(x.final_eval, y.final_eval, "{:?} seed {}", x.method, x.seed);
+        assert_eq!(x.scores, y.scores);
+    }
 }

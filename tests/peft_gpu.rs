@@ -79,3 +79,44 @@ fn lora_and_dora_train_the_same_on_gpu_and_cpu() -> Result<()> {
     }
     Ok(())
 }
+
+/// IST's losses, selections and scores over `steps` steps of a tiny 4-block GPT with LoRA.
+fn ist_run(device: Device, steps: u64) -> Result<(Vec<f64>, Vec<Vec<usize>>, Vec<f64>)> {
+    use plies::peft::select::{Ist, IstConfig, LayerParams, ScaledProbe};
+    let model = Gpt::new(&mut Init::new(5), GptConfig { n_layer: 4, ..tiny() });
+    let lora = Lora::new(&model, LoraConfig::new(4, 8.0, &["qkv", "proj", "fc1", "fc2"]), &mut Init::new(6))?;
+    model.to_device(device)?;
+    let layers = LayerParams::trainable(&model)?;
+    let mut opt = Adam::new(layers.params(), AdamConfig::adamw(1e-2, 0.0))?;
+    let (x, y) = batch(device);
+    let mut ist = Ist::new(IstConfig { interval: 2, n_upd: 2, ..IstConfig::paper(4, 3) })?;
+    let mut probe = ScaledProbe::new(
+        &model,
+        &lora,
+        || Ok(()),
+        |_: &()| Ok(cross_entropy(&model.try_forward(&x)?, &y, CrossEntropy::default())?.item()),
+    );
+    let (mut losses, mut chosen) = (Vec::new(), Vec::new());
+    for step in 0..steps {
+        chosen.push(layers.choose(&mut ist, step, &mut probe)?);
+        let loss = cross_entropy(&model.try_forward(&x)?, &y, CrossEntropy::default())?;
+        loss.backward()?;
+        opt.step()?;
+        opt.zero_grad();
+        losses.push(loss.value().to_scalar::<f64>()?);
+    }
+    Ok((losses, chosen, ist.scores().to_vec()))
+}
+
+#[test]
+fn ist_selects_and_trains_the_same_on_gpu_and_cpu() -> Result<()> {
+    let (cpu, sel_cpu, s_cpu) = ist_run(Device::Cpu, 8)?;
+    assert!(s_cpu.iter().any(|&s| s != 0.0), "scores moved: {s_cpu:?}");
+    let Some(dev) = common::gpu() else { return Ok(()) };
+    let (gpu, sel_gpu, s_gpu) = ist_run(dev, 8)?;
+    eprintln!("ist losses cpu {cpu:?}\n           gpu {gpu:?}\nscores cpu {s_cpu:?} gpu {s_gpu:?}");
+    assert_close("losses", &gpu, &cpu, 1e-4, 1e-5);
+    assert_close("scores", &s_gpu, &s_cpu, 1e-3, 1e-5);
+    assert_eq!(sel_gpu, sel_cpu, "the same layers chosen at every step");
+    Ok(())
+}

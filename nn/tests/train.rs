@@ -23,6 +23,9 @@ fn json_objects_parse_back_exactly() {
         ("neg", (-4i32).into()),
         ("ok", true.into()),
         ("text", tricky.into()),
+        ("scores", vec![0.5f64, f64::NAN, -2.0].into()),
+        ("layers", vec![1usize, 5].into()),
+        ("empty", Vec::<u64>::new().into()),
     ]);
     assert!(!line.contains('\n'));
     let v: Json = serde_json::from_str(&line).unwrap();
@@ -35,6 +38,9 @@ fn json_objects_parse_back_exactly() {
     assert_eq!(v["neg"], -4);
     assert_eq!(v["ok"], true);
     assert_eq!(v["text"], tricky);
+    assert_eq!(v["scores"], serde_json::json!([0.5, null, -2.0]));
+    assert_eq!(v["layers"], serde_json::json!([1, 5]));
+    assert_eq!(v["empty"], serde_json::json!([]));
     // Keys keep their order.
     assert!(line.starts_with("{\"step\":12,\"loss\":0.1,"), "{line}");
 }

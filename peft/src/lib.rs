@@ -25,4 +25,6 @@
 
 pub mod grow;
 pub mod lora;
+pub mod select;
+pub mod tasks;
 pub mod tpsgd;

@@ -186,6 +186,18 @@ impl CharDataset {
         Ok((part(&self.tokens[..cut]), part(&self.tokens[cut..])))
     }
 
+    /// The characters `range` of this text (e.g. one work of a collection), sharing its
+    /// vocabulary, so models trained on different parts read the same ids.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Result<CharDataset> {
+        if range.start >= range.end || range.end > self.len() {
+            return Err(Error::invalid(
+                "CharDataset::slice",
+                format!("range {range:?} is empty or past the end of the text ({} tokens)", self.len()),
+            ));
+        }
+        Ok(CharDataset { vocab: self.vocab.clone(), tokens: self.tokens[range].into() })
+    }
+
     /// `batch` windows of `context + 1` tokens at random starts: inputs are the first `context`
     /// tokens, targets the last `context` (each input's next token). Both `[batch, context]` i32.
     pub fn random_batch(&self, batch: usize, context: usize, rng: &mut Rng, device: Device) -> Result<Batch> {

@@ -1,6 +1,7 @@
 //! A JSONL metrics log: one JSON object per line, flushed as written, so a run that stops
-//! early still leaves a readable log. The values are flat (numbers, strings, booleans), so a
-//! few lines of formatting do the job without a serialization framework.
+//! early still leaves a readable log. The values are numbers, strings, booleans and lists of
+//! them (a layer-selection method logs a score per layer), so a few lines of formatting do
+//! the job without a serialization framework.
 
 use plies_autodiff::{Error, Result};
 use std::fmt::Write as _;
@@ -16,6 +17,8 @@ pub enum Value {
     Float(f64),
     Str(String),
     Bool(bool),
+    /// A JSON array (per-layer scores, the layers chosen at a step).
+    List(Vec<Value>),
 }
 
 macro_rules! from_int {
@@ -39,6 +42,12 @@ impl From<f32> for Value {
     /// Keeps the shortest decimal form of the f32 (0.1f32 logs as 0.1, not 0.10000000149011612).
     fn from(v: f32) -> Value {
         Value::Float(format!("{v:?}").parse().unwrap_or(v as f64))
+    }
+}
+
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(v: Vec<T>) -> Value {
+        Value::List(v.into_iter().map(Into::into).collect())
     }
 }
 
@@ -70,6 +79,16 @@ impl Value {
             Value::Float(_) => out.push_str("null"),
             Value::Str(s) => write_json_string(s, out),
             Value::Bool(b) => write!(out, "{b}").unwrap(),
+            Value::List(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write_json(out);
+                }
+                out.push(']');
+            }
         }
     }
 }

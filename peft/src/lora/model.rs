@@ -22,6 +22,25 @@ pub struct Restore<'a> {
     undo: Vec<Box<dyn FnOnce() + 'a>>,
 }
 
+impl<'a> Restore<'a> {
+    /// A guard with nothing to undo yet; other adapters (MoLA) build their scaling guards
+    /// from it with [`push`](Self::push).
+    pub fn new() -> Restore<'a> {
+        Restore { undo: Vec::new() }
+    }
+
+    /// Run `undo` when the guard drops; the last pushed runs first.
+    pub fn push(&mut self, undo: impl FnOnce() + 'a) {
+        self.undo.push(Box::new(undo));
+    }
+}
+
+impl Default for Restore<'_> {
+    fn default() -> Self {
+        Restore::new()
+    }
+}
+
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
         for f in self.undo.drain(..).rev() {
