@@ -25,4 +25,5 @@
 
 pub mod grow;
 pub mod lora;
+pub mod mola;
 pub mod tpsgd;

@@ -22,6 +22,13 @@ pub struct Restore<'a> {
     undo: Vec<Box<dyn FnOnce() + 'a>>,
 }
 
+impl<'a> Restore<'a> {
+    /// A guard that runs `undo` in reverse order when dropped (MoLA's scaling uses it too).
+    pub(crate) fn new(undo: Vec<Box<dyn FnOnce() + 'a>>) -> Restore<'a> {
+        Restore { undo }
+    }
+}
+
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
         for f in self.undo.drain(..).rev() {
