@@ -10,6 +10,37 @@ use plies_nn::{Init, Module};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+/// A target Linear as `Mola::new` will adapt it.
+pub(crate) struct Planned {
+    pub path: String,
+    pub layer: usize,
+    pub weight: Tensor,
+    pub experts: usize,
+    pub r: usize,
+}
+
+/// The modules `config` adapts on `model` with their expert counts, and the (layer index,
+/// experts) allocation, after every check that needs no change to the model.
+pub(crate) fn plan(model: &dyn Module, config: &MolaConfig) -> Result<(Vec<Planned>, Vec<(usize, usize)>)> {
+    config.validate()?;
+    let targets = find_targets(model, &config.lora)?;
+    let mut indices: Vec<usize> = targets.iter().map(|(_, _, l)| *l).collect();
+    indices.sort_unstable();
+    indices.dedup();
+    let per_layer = config.experts_per_layer(indices.len())?;
+    let allocation: Vec<(usize, usize)> = indices.iter().copied().zip(per_layer).collect();
+    let experts_of: HashMap<usize, usize> = allocation.iter().copied().collect();
+    let mut out = Vec::with_capacity(targets.len());
+    for (path, base, layer) in targets {
+        let Base::Linear { weight, .. } = base else {
+            return Err(Error::invalid("mola", format!("`{path}` is an Embedding; MoLA adapts Linear layers only")));
+        };
+        let r = config.lora.for_module(&path)?.r;
+        out.push(Planned { experts: experts_of[&layer], path, layer, weight, r });
+    }
+    Ok((out, allocation))
+}
+
 /// MoLA experts on a model's target Linears. The model keeps its layers; each adapted
 /// Linear holds the same `MolaLayer` this handle lists.
 pub struct Mola {
@@ -24,35 +55,13 @@ impl Mola {
     /// parameter. The adapted layer indices, in ascending order, take the allocation's
     /// counts (per layer or per group). Nothing changes on an error.
     pub fn new(model: &dyn Module, config: MolaConfig, init: &mut Init) -> Result<Mola> {
-        config.validate()?;
-        let targets = find_targets(model, &config.lora)?;
-        let mut indices: Vec<usize> = targets.iter().map(|(_, _, l)| *l).collect();
-        indices.sort_unstable();
-        indices.dedup();
-        let per_layer = config.experts_per_layer(indices.len())?;
-        let allocation: Vec<(usize, usize)> = indices.iter().copied().zip(per_layer).collect();
-        let experts_of: HashMap<usize, usize> = allocation.iter().copied().collect();
-        let mut layers = Vec::with_capacity(targets.len());
-        for (path, base, layer) in &targets {
-            let Base::Linear { weight, .. } = base else {
-                return Err(Error::invalid(
-                    "mola",
-                    format!("`{path}` is an Embedding; MoLA adapts Linear layers only"),
-                ));
-            };
-            let m = config.lora.for_module(path)?;
-            let random = config.lora.init_lora_weights == InitLora::Random;
-            layers.push(Arc::new(MolaLayer::new(
-                path,
-                *layer,
-                weight,
-                experts_of[layer],
-                m,
-                config.top_k,
-                config.lora.lora_dropout,
-                random,
-                init,
-            )?));
+        let (plan, allocation) = plan(model, &config)?;
+        let random = config.lora.init_lora_weights == InitLora::Random;
+        let mut layers = Vec::with_capacity(plan.len());
+        for p in &plan {
+            let m = config.lora.for_module(&p.path)?;
+            let (e, k, drop) = (p.experts, config.top_k, config.lora.lora_dropout);
+            layers.push(Arc::new(MolaLayer::new(&p.path, p.layer, &p.weight, e, m, k, drop, random, init)?));
         }
         let by_path: HashMap<&str, &Arc<MolaLayer>> = layers.iter().map(|l| (l.path.as_str(), l)).collect();
         let mut taken = None;
