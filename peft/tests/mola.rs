@@ -260,3 +260,46 @@ fn redundancy_is_mean_pairwise_distance() {
     assert_eq!(got.len(), 1);
     assert!((got[0].1 - 4.0).abs() < 1e-12);
 }
+
+/// Experts and routers train: AdamW on one fixed batch lowers the loss of a frozen GPT, and
+/// only MoLA's parameters change.
+#[test]
+fn training_lowers_the_loss_on_a_fixed_batch() {
+    use plies_nn::loss::{cross_entropy, CrossEntropy};
+    use plies_nn::optim::{Adam, AdamConfig, Optimizer};
+    let mut init = Init::new(9);
+    let model = Gpt::new(
+        &mut init,
+        GptConfig {
+            vocab_size: 11,
+            context: 8,
+            d_model: 16,
+            n_layer: 2,
+            n_head: 2,
+            dropout: 0.0,
+            ..GptConfig::char_small()
+        },
+    );
+    let mola = Mola::new(
+        &model,
+        MolaConfig::new(LoraConfig::new(4, 8.0, &["qkv", "proj", "fc1", "fc2"]), "2,4").unwrap(),
+        &mut init,
+    )
+    .unwrap();
+    let base_before = model.tok_emb.weight.to_vec::<f32>();
+    let mut opt = Adam::new(model.trainable_parameters(), AdamConfig::adamw(1e-2, 0.0)).unwrap();
+    let x = Tensor::from_vec((0..16).map(|i| (i * 3) % 11).collect::<Vec<i32>>(), [2, 8], Device::Cpu);
+    let y = Tensor::from_vec((0..16).map(|i| (i * 3 + 1) % 11).collect::<Vec<i32>>(), [2, 8], Device::Cpu);
+    let mut losses = Vec::new();
+    for _ in 0..40 {
+        let loss = cross_entropy(&model.forward(&x), &y, CrossEntropy::default()).unwrap();
+        let total = loss.try_add(&mola.aux_loss().unwrap().unwrap()).unwrap();
+        total.backward().unwrap();
+        opt.step().unwrap();
+        opt.zero_grad();
+        losses.push(loss.item());
+    }
+    // LoRA r=4 on this tiny GPT gets from 2.38 to 2.12 in the same 40 steps.
+    assert!(losses[39] < losses[0] - 0.2, "{losses:?}");
+    assert_eq!(model.tok_emb.weight.to_vec::<f32>(), base_before);
+}
