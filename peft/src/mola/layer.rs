@@ -176,16 +176,17 @@ impl MolaLayer {
         self.disabled.load(Ordering::Relaxed)
     }
 
-    /// The experts' contribution for rows `x` `[n, in]` added to `base` `[n, out]`: route,
-    /// then for each expert gather its tokens, run `w s B A dropout(x)` on them alone, and
-    /// add every expert's rows back with one index_add.
-    fn add_experts(&self, x: &Tensor, base: Tensor) -> Result<Tensor> {
+    /// Route rows `x` `[n, in]` and run each expert's A on the tokens routed to it: per
+    /// expert with tokens, `(w s) (A dropout(x_e))` `[m_e, r]` (the routing weight and the
+    /// scaling on the narrow product), and the token rows of all of them in that order.
+    /// None for no rows.
+    fn route(&self, x: &Tensor) -> Result<Option<(Vec<(usize, Tensor)>, Tensor)>> {
         let n = x.dims()[0];
         let e = self.n_experts();
         let k = self.top_k;
         let device = x.device();
         if n == 0 {
-            return Ok(base);
+            return Ok(None);
         }
         let probs = x.try_linear(&self.router, None)?.try_softmax(1)?;
         let idx = top_k(&probs.try_to_vec::<f64>()?, e, k);
@@ -217,15 +218,36 @@ impl MolaLayer {
             let sl = Tensor::try_from_vec(slots[ex].clone(), [m], device)?;
             let xe = self.dropout.try_forward(&x.try_index_select(0, &r)?)?;
             let we = w.try_index_select(0, &sl)?.try_mul_scalar(s)?.try_unsqueeze(1)?;
-            // The routing weight and scaling go on the narrow [m, r] product.
-            let h = xe.try_matmul(&expert.a.try_t()?)?.try_mul(&we)?.try_matmul(&expert.b.try_t()?)?;
-            parts.push(h);
+            parts.push((ex, xe.try_matmul(&expert.a.try_t()?)?.try_mul(&we)?));
             all_rows.extend_from_slice(&rows[ex]);
         }
-        let refs: Vec<&Tensor> = parts.iter().collect();
-        let added = Tensor::try_cat(&refs, 0)?;
-        let at = Tensor::try_from_vec(all_rows, [n * k], device)?;
-        base.try_index_add(0, &at, &added)
+        Ok(Some((parts, Tensor::try_from_vec(all_rows, [n * k], device)?)))
+    }
+
+    /// `base` `[n, out_i]` plus every expert's `after_a B_e[rows]^T`, B's rows `start..start +
+    /// out_i` times `scale`, added back at the token rows with one index_add.
+    fn add_back(
+        &self,
+        base: &Tensor,
+        routed: &(Vec<(usize, Tensor)>, Tensor),
+        start: usize,
+        scale: f64,
+    ) -> Result<Tensor> {
+        let (parts, at) = routed;
+        let width = base.dims()[1];
+        let mut outs = Vec::with_capacity(parts.len());
+        for (ex, after_a) in parts {
+            let mut b = self.experts[*ex].b.clone();
+            if width != b.dims()[0] {
+                b = b.try_narrow(0, start, width)?;
+            }
+            if scale != 1.0 {
+                b = b.try_mul_scalar(scale)?;
+            }
+            outs.push(after_a.try_matmul(&b.try_t()?)?);
+        }
+        let refs: Vec<&Tensor> = outs.iter().collect();
+        base.try_index_add(0, at, &Tensor::try_cat(&refs, 0)?)
     }
 
     /// The same output computed densely: every expert on every token, weighted by the
@@ -268,13 +290,41 @@ impl LinearAdapter for MolaLayer {
         if self.passthrough() {
             return Ok(base);
         }
-        if x.dims().len() != 2 || x.dims()[1] != self.router.dims()[1] {
-            return Err(Error::ShapeMismatch { op: "mola", lhs: x.shape(), rhs: self.router.shape() });
+        self.check(x)?;
+        match self.route(x)? {
+            Some(routed) => self.add_back(&base, &routed, 0, 1.0),
+            None => Ok(base),
         }
-        self.add_experts(x, base)
+    }
+
+    /// Split as the base does: part i is the base's own slice plus the experts' products
+    /// with B's rows of that part, so backward never pads the full `[n, out]` gradient.
+    fn try_forward_split(&self, layer: &Linear, x: &Tensor, sizes: &[usize], scales: &[f64]) -> Result<Vec<Tensor>> {
+        let base = layer.try_base_split(x, sizes, scales)?;
+        if self.passthrough() {
+            return Ok(base);
+        }
+        self.check(x)?;
+        let Some(routed) = self.route(x)? else { return Ok(base) };
+        let mut start = 0;
+        let mut out = Vec::with_capacity(base.len());
+        for ((y, &n), &si) in base.iter().zip(sizes).zip(scales) {
+            out.push(self.add_back(y, &routed, start, si)?);
+            start += n;
+        }
+        Ok(out)
     }
 
     fn is_passthrough(&self) -> bool {
         self.passthrough()
+    }
+}
+
+impl MolaLayer {
+    fn check(&self, x: &Tensor) -> Result<()> {
+        if x.dims().len() != 2 || x.dims()[1] != self.router.dims()[1] {
+            return Err(Error::ShapeMismatch { op: "mola", lhs: x.shape(), rhs: self.router.shape() });
+        }
+        Ok(())
     }
 }
