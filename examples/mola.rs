@@ -84,8 +84,10 @@ pub struct Args {
     /// AdamW learning rate of the experts and routers (fixed, not tuned)
     #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
-    /// The planted change's Frobenius norm relative to each weight's
-    #[arg(long, default_value_t = 0.5)]
+    /// The planted change's Frobenius norm relative to each weight's (at 0.5 the teacher
+    /// differs from the base by only 3e-4 nats/char: the small blocks add little to the
+    /// residual stream; 4 gives about 0.15)
+    #[arg(long, default_value_t = 4.0)]
     pub plant_scale: f64,
 }
 

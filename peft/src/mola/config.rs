@@ -49,7 +49,7 @@ impl MolaConfig {
     /// ("8,6,4,2" over 8 layers gives 8,8,6,6,4,4,2,2). An error when G does not divide it.
     pub fn experts_per_layer(&self, layers: usize) -> Result<Vec<usize>> {
         let g = self.experts.len();
-        if g == 0 || layers == 0 || g > layers || layers % g != 0 {
+        if g == 0 || layers == 0 || g > layers || !layers.is_multiple_of(g) {
             return Err(Error::invalid(
                 "mola config",
                 format!(

@@ -1,7 +1,7 @@
 //! One Linear with MoLA experts: E LoRA experts, a bias-free router, top-k routing with
 //! renormalised weights, and the routing record the balance loss and usage counts read.
 
-use plies_autodiff::{Array, Error, Result, Tensor};
+use plies_autodiff::{Array, Device, Error, Result, Tensor};
 use plies_nn::layers::{Dropout, Linear, LinearAdapter};
 use plies_nn::{Init, Initializer, Layer, Module, Scope};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,6 +21,10 @@ pub struct Routing {
     pub counts: Vec<usize>,
     pub top_k: usize,
 }
+
+/// The experts' `[m_e, r]` products after A (with the expert index) and the token row of
+/// every one of their rows, in that order.
+type Routed = (Vec<(usize, Tensor)>, Tensor);
 
 /// What the Mola handle attaches to a target Linear.
 pub struct MolaLayer {
@@ -180,7 +184,7 @@ impl MolaLayer {
     /// expert with tokens, `(w s) (A dropout(x_e))` `[m_e, r]` (the routing weight and the
     /// scaling on the narrow product), and the token rows of all of them in that order.
     /// None for no rows.
-    fn route(&self, x: &Tensor) -> Result<Option<(Vec<(usize, Tensor)>, Tensor)>> {
+    fn route(&self, x: &Tensor) -> Result<Option<Routed>> {
         let n = x.dims()[0];
         let e = self.n_experts();
         let k = self.top_k;
@@ -226,13 +230,7 @@ impl MolaLayer {
 
     /// `base` `[n, out_i]` plus every expert's `after_a B_e[rows]^T`, B's rows `start..start +
     /// out_i` times `scale`, added back at the token rows with one index_add.
-    fn add_back(
-        &self,
-        base: &Tensor,
-        routed: &(Vec<(usize, Tensor)>, Tensor),
-        start: usize,
-        scale: f64,
-    ) -> Result<Tensor> {
+    fn add_back(&self, base: &Tensor, routed: &Routed, start: usize, scale: f64) -> Result<Tensor> {
         let (parts, at) = routed;
         let width = base.dims()[1];
         let mut outs = Vec::with_capacity(parts.len());
@@ -262,7 +260,8 @@ impl MolaLayer {
         for (p, &ex) in idx.iter().enumerate() {
             mask[(p / self.top_k) * e + ex] = 1.0;
         }
-        let mask = Tensor::try_from_vec(mask, [n, e], x.device())?.try_to_dtype(x.dtype())?;
+        let mask =
+            Tensor::try_from_vec(mask, [n, e], Device::Cpu)?.try_to_dtype(x.dtype())?.try_to_device(x.device())?;
         let kept = probs.try_mul(&mask)?;
         let w = kept.try_div(&kept.try_sum(1, true)?)?;
         let mut y = layer.try_base(x, true)?;

@@ -19,9 +19,12 @@ pub(crate) struct Planned {
     pub r: usize,
 }
 
+/// (layer index, experts) per adapted layer index, ascending.
+pub(crate) type Allocation = Vec<(usize, usize)>;
+
 /// The modules `config` adapts on `model` with their expert counts, and the (layer index,
 /// experts) allocation, after every check that needs no change to the model.
-pub(crate) fn plan(model: &dyn Module, config: &MolaConfig) -> Result<(Vec<Planned>, Vec<(usize, usize)>)> {
+pub(crate) fn plan(model: &dyn Module, config: &MolaConfig) -> Result<(Vec<Planned>, Allocation)> {
     config.validate()?;
     let targets = find_targets(model, &config.lora)?;
     let mut indices: Vec<usize> = targets.iter().map(|(_, _, l)| *l).collect();
@@ -131,7 +134,10 @@ impl Mola {
             }
             let assignments = (rows * first.top_k).max(1) as f64;
             let f: Vec<f64> = counts.iter().map(|&c| c as f64 / assignments).collect();
-            let f = Tensor::try_from_vec(f, [e, 1], first.probs.device())?.try_to_dtype(first.probs.dtype())?;
+            // Made on the host in f64 and converted there, since not every device holds f64.
+            let f = Tensor::try_from_vec(f, [e, 1], plies_autodiff::Device::Cpu)?
+                .try_to_dtype(first.probs.dtype())?
+                .try_to_device(first.probs.device())?;
             let mut total: Option<Tensor> = None;
             for r in &routings {
                 let part = r.probs.try_matmul(&f)?.try_sum_all()?;
