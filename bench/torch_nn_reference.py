@@ -8,7 +8,12 @@ W4: W3's model with LoRA r=8 (alpha 16, dropout 0) on qkv, proj, fc1 and fc2, ba
     AdamW over the 65,536 adapter parameters: one training step. Built with `peft` when it
     is importable, else with the plain LoRA module below (the same math: A kaiming-uniform,
     B zero, scaling alpha / r); `--lora plain` forces the latter.
-W3 and W4 steps are taken in turn, so that their ratio compares the same minutes.
+MoLA 2468 / 8888: W3's model with MoLA experts (r=4, alpha 8, dropout 0, top-2; experts per
+    block 2,4,6,8 or 8,8,8,8) on qkv, proj, fc1 and fc2, base frozen; each expert runs on its
+    routed tokens only (torch.where, index, index_add_, as HF's Mixtral block does); the loss
+    adds 0.001 times each block's balance loss E sum f_e P_e. One training step.
+W3 and W4 steps are taken in turn, so that their ratio compares the same minutes; so are
+MoLA 2468 and 8888.
 Prints one JSON line: median milliseconds per step for each workload asked for.
 """
 import argparse
@@ -117,6 +122,78 @@ def w4_model(kind):
     return model
 
 
+class MolaLinear(nn.Module):
+    """base(x) + sum over the top-k experts of w_e (alpha / r) B_e A_e x, renormalised w."""
+
+    def __init__(self, base, experts, r, alpha, top_k):
+        super().__init__()
+        self.base = base
+        self.router = nn.Linear(base.in_features, experts, bias=False)
+        self.lora_A = nn.ModuleList(nn.Linear(base.in_features, r, bias=False) for _ in range(experts))
+        self.lora_B = nn.ModuleList(nn.Linear(r, base.out_features, bias=False) for _ in range(experts))
+        for a, b in zip(self.lora_A, self.lora_B):
+            nn.init.kaiming_uniform_(a.weight, a=math.sqrt(5))
+            nn.init.zeros_(b.weight)
+        self.scaling = alpha / r
+        self.top_k = top_k
+        self.last = None
+
+    def forward(self, x):
+        lead = x.shape[:-1]
+        x = x.reshape(-1, x.shape[-1])
+        probs = F.softmax(self.router(x), dim=-1)
+        w, idx = torch.topk(probs, self.top_k, dim=-1)
+        w = w / w.sum(dim=-1, keepdim=True)
+        self.last = (probs, idx)
+        added = torch.zeros(x.shape[0], self.base.out_features, dtype=x.dtype)
+        for e in range(len(self.lora_A)):
+            tok, slot = torch.where(idx == e)
+            if tok.numel() == 0:
+                continue
+            after_a = self.lora_A[e](x.index_select(0, tok)) * (w[tok, slot] * self.scaling).unsqueeze(1)
+            added.index_add_(0, tok, self.lora_B[e](after_a))
+        return (self.base(x) + added).reshape(*lead, -1)
+
+
+def mola_gpt(experts, r=4, alpha=8.0, top_k=2):
+    model = GPT(char_small_config())
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for block, e in zip(model.blocks, experts):
+        for parent, name in [(block.attn, "qkv"), (block.attn, "proj"), (block.mlp, "fc1"), (block.mlp, "fc2")]:
+            setattr(parent, name, MolaLinear(getattr(parent, name), e, r, alpha, top_k))
+    return model
+
+
+def balance_loss(model):
+    """Sum over blocks of E sum_e f_e P_e over the routing of the block's four modules."""
+    total = 0.0
+    for block in model.blocks:
+        mods = [block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2]
+        probs = torch.cat([m.last[0] for m in mods])
+        idx = torch.cat([m.last[1] for m in mods])
+        e = probs.shape[1]
+        f = torch.bincount(idx.reshape(-1), minlength=e).to(probs.dtype) / idx.numel()
+        total = total + e * (f * probs.mean(dim=0)).sum()
+    return total
+
+
+def mola_step(experts):
+    model = mola_gpt(experts)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=0.01)
+    ids = torch.randint(0, 65, (16, 129))
+    x, y = ids[:, :-1], ids[:, 1:]
+
+    def step():
+        logits = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, 65), y.reshape(-1)) + 0.001 * balance_loss(model)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
 def w3_w4(warmup, steps, steps_of):
     """Medians of the steps in `steps_of` (name -> step) taken in turn, as the Rust side does."""
     times = {k: [] for k in steps_of}
@@ -139,7 +216,7 @@ def peft_importable():
 
 def workloads(text):
     names = text.split(",")
-    bad = [n for n in names if n not in ("w2", "w3", "w4")]
+    bad = [n for n in names if n not in ("w2", "w3", "w4", "mola")]
     if bad:
         raise argparse.ArgumentTypeError(f"unknown workload(s) {bad}: choose from w2, w3, w4")
     return names
@@ -150,7 +227,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--only", type=workloads, help="comma-separated: w2, w3, w4")
+    ap.add_argument("--only", type=workloads, help="comma-separated: w2, w3, w4, mola")
     ap.add_argument("--lora", choices=["peft", "plain"], help="how W4 builds its adapters (default: peft if importable)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -166,6 +243,9 @@ def main():
         out["w4_lora"] = kind
         steps_of["w4_ms"] = gpt_step(w4_model(kind))
     out.update(w3_w4(args.warmup, args.steps, steps_of))
+    if args.only is None or "mola" in args.only:
+        pair = {"mola2468_ms": mola_step([2, 4, 6, 8]), "mola8888_ms": mola_step([8, 8, 8, 8])}
+        out.update(w3_w4(args.warmup, args.steps, pair))
     print(json.dumps(out))
 
 

@@ -1,5 +1,5 @@
-//! W2, W3 and W4 (BENCHMARKS.md): one training step of an MLP, of the char GPT and of
-//! the char GPT with LoRA r=8 on a frozen base, ours
+//! W2, W3, W4 and MoLA (BENCHMARKS.md): one training step of an MLP, of the char GPT, of
+//! the char GPT with LoRA r=8 on a frozen base and with MoLA experts (2468 and 8888), ours
 //! against PyTorch in the same run. Run: `cargo bench --bench nn [-- --steps N --only w3,w4
 //! --threads N --no-torch]`. PyTorch is measured by `bench/torch_nn_reference.py` when
 //! `python3 -c "import torch"` works; medians in milliseconds, ratio = ours / PyTorch.
@@ -108,6 +108,27 @@ fn memory_tables() {
     println!();
 }
 
+/// Medians of MoLA 2468 and 8888 steps taken in turn (the 8888 / 2468 ratio shows whether
+/// cost follows top-k rather than the number of experts).
+fn mola(a: &Args) -> (f64, f64) {
+    let mut ws = [Workload::mola(Device::Cpu, "2,4,6,8").unwrap(), Workload::mola(Device::Cpu, "8,8,8,8").unwrap()];
+    let mut t: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for i in 0..a.warmup + a.steps {
+        for (w, t) in ws.iter_mut().zip(t.iter_mut()) {
+            let t0 = Instant::now();
+            drop(w.step().unwrap());
+            if i >= a.warmup {
+                t.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let [a, b] = t.map(|mut t| {
+        t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        t[t.len() / 2]
+    });
+    (a, b)
+}
+
 /// PyTorch's medians, or None when torch is not importable.
 fn torch(a: &Args) -> Option<serde_json::Value> {
     let ok = Command::new("python3").args(["-c", "import torch"]).output().ok()?.status.success();
@@ -155,6 +176,11 @@ fn main() {
     if let Some(ms) = w4_ms {
         ours.push(("W4 LoRA r=8 step (65,536 trainable)", "w4_ms", ms));
     }
+    let mola_ms = want("mola").then(|| mola(&a));
+    if let Some((m2468, m8888)) = mola_ms {
+        ours.push(("MoLA 2468 r=4 top-2 step", "mola2468_ms", m2468));
+        ours.push(("MoLA 8888 r=4 top-2 step", "mola8888_ms", m8888));
+    }
     if want("w3") && a.anomaly {
         ours.push(("W3 step, anomaly detection on", "-", w3(&a, true)));
     }
@@ -176,5 +202,10 @@ fn main() {
         let tw = theirs.as_ref().and_then(|t| Some(t["w4_ms"].as_f64()? / t["w3_ms"].as_f64()?));
         let tw = tw.map_or("-".to_string(), |r| format!("{r:.2}x"));
         println!("{:<36} {:>10} {tw:>10}", "W4 / W3 (steps taken in turn)", format!("{:.2}x", w4 / w3));
+    }
+    if let Some((m2468, m8888)) = mola_ms {
+        let tw = theirs.as_ref().and_then(|t| Some(t["mola8888_ms"].as_f64()? / t["mola2468_ms"].as_f64()?));
+        let tw = tw.map_or("-".to_string(), |r| format!("{r:.2}x"));
+        println!("{:<36} {:>10} {tw:>10}", "MoLA 8888 / 2468 (in turn)", format!("{:.2}x", m8888 / m2468));
     }
 }

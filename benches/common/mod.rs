@@ -1,4 +1,4 @@
-//! The models, batches and training step of W2, W3 and W4 (BENCHMARKS.md), shared by the
+//! The models, batches and training step of W2, W3, W4 and MoLA (BENCHMARKS.md), shared by the
 //! benches that time them (nn.rs) and the one that watches their memory (soak/).
 
 use plies::autodiff::rng::Rng;
@@ -8,6 +8,7 @@ use plies::nn::loss::{cross_entropy, CrossEntropy};
 use plies::nn::optim::{Adam, AdamConfig, Optimizer};
 use plies::nn::{Init, Layer, MemoryReport, Module};
 use plies::peft::lora::{Lora, LoraConfig};
+use plies::peft::mola::{Mola, MolaConfig};
 
 /// A model with its AdamW and one fixed batch, all on one device.
 pub struct Workload {
@@ -15,6 +16,8 @@ pub struct Workload {
     pub opt: Adam,
     pub x: Tensor,
     pub y: Tensor,
+    /// MoLA's experts, whose balance loss the step adds to the cross-entropy.
+    pub mola: Option<Mola>,
 }
 
 impl Workload {
@@ -25,7 +28,7 @@ impl Workload {
         let mut rng = Rng::new(1);
         let x = Tensor::randn([128, 64], 0.0, 1.0, &mut rng, DType::F32, device);
         let y = Tensor::from_vec((0..128).map(|_| rng.below(10) as i32).collect(), [128], device);
-        Ok(Workload { model: Box::new(model), opt, x, y })
+        Ok(Workload { model: Box::new(model), opt, x, y, mola: None })
     }
 
     /// W3: the char GPT (826,433 parameters), batch 16.
@@ -50,6 +53,26 @@ impl Workload {
         Ok(w)
     }
 
+    /// MoLA on W3's model: r=4 (alpha 8, dropout 0) experts, top-2, on the attention and
+    /// MLP projections, `experts` per block ("2,4,6,8"), base frozen; the loss adds
+    /// 0.001 times the summed balance losses.
+    #[allow(dead_code)] // the soak bench does not run it
+    pub fn mola(device: Device, experts: &str) -> Result<Workload> {
+        let mut w = Workload::w3(device)?;
+        let cfg = MolaConfig::new(LoraConfig::new(4, 8.0, &["qkv", "proj", "fc1", "fc2"]), experts)?;
+        let mola = Mola::new(w.model.as_ref(), cfg, &mut Init::new(2))?;
+        let trainable = w.model.trainable_parameters();
+        let n: usize = trainable.iter().map(|p| p.tensor.elem_count()).sum();
+        // Per block and expert: routers 128 + 128 + 128 + 512, experts 4 (in + out) each.
+        let per_expert = 896 + 4 * ((128 + 384) + (128 + 128) + (128 + 512) + (512 + 128));
+        let total: usize = mola.allocation().iter().map(|&(_, e)| e).sum();
+        assert_eq!(n, per_expert * total, "MoLA {experts} trainable parameter count");
+        w.model.to_device(device)?;
+        w.opt = Adam::new(trainable, AdamConfig::adamw(1e-3, 0.01))?;
+        w.mola = Some(mola);
+        Ok(w)
+    }
+
     /// A GPT of `config` on a batch of `batch` random token sequences (targets shifted by one).
     pub fn gpt(config: GptConfig, batch: usize, device: Device) -> Result<Workload> {
         let (t, v) = (config.context, config.vocab_size);
@@ -59,7 +82,7 @@ impl Workload {
         let ids: Vec<i32> = (0..batch * (t + 1)).map(|_| rng.below(v as u64) as i32).collect();
         let ids = Tensor::from_vec(ids, [batch, t + 1], device);
         let (x, y) = (ids.try_narrow(1, 0, t)?.try_contiguous()?, ids.try_narrow(1, 1, t)?.try_contiguous()?);
-        Ok(Workload { model: Box::new(model), opt, x, y })
+        Ok(Workload { model: Box::new(model), opt, x, y, mola: None })
     }
 
     /// One AdamW step like [`step`](Self::step), measuring what it holds between forward
@@ -76,7 +99,10 @@ impl Workload {
 
     /// One AdamW step: forward, loss, backward, update, zero_grad. Returns the loss.
     pub fn step(&mut self) -> Result<Tensor> {
-        let loss = cross_entropy(&self.model.try_forward(&self.x)?, &self.y, CrossEntropy::default())?;
+        let mut loss = cross_entropy(&self.model.try_forward(&self.x)?, &self.y, CrossEntropy::default())?;
+        if let Some(aux) = self.mola.as_ref().map(|m| m.aux_loss()).transpose()?.flatten() {
+            loss = loss.try_add(&aux)?;
+        }
         loss.backward()?;
         self.opt.step()?;
         self.opt.zero_grad();

@@ -25,6 +25,7 @@
 
 pub mod grow;
 pub mod lora;
+pub mod mola;
 pub mod select;
 pub mod tasks;
 pub mod tpsgd;

@@ -268,7 +268,12 @@ pub fn semantic(bytes: &[u8], variant: u8, p: u64, nan_ok: &dyn Fn(&str) -> bool
         _ => {
             // A renamed tensor (escapes, non-ASCII): a raw tensor file still loads.
             let i = pick(p)?;
-            pairs[i].0 = ["w\u{e9}\"\\\n", "", "\u{1f600}.x", "__metadata"][(p >> 8) as usize % 4].to_string();
+            let name = ["w\u{e9}\"\\\n", "", "\u{1f600}.x", "__metadata"][(p >> 8) as usize % 4].to_string();
+            // A name already taken (by an earlier rename) would be a duplicate: variant 0's job.
+            if pairs.iter().any(|(k, _)| *k == name) {
+                return None;
+            }
+            pairs[i].0 = name;
             Some((assemble(&pairs, &data), Expect::Either))
         }
     }

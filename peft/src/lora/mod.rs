@@ -32,4 +32,5 @@ pub use config::{InitLora, LoraConfig, ModuleLora, ModuleMatch};
 pub use dora::row_norms;
 pub use file::LoadReport;
 pub use layer::{Base, LoraLayer, LoraUnit};
+pub(crate) use model::find_targets;
 pub use model::{Lora, Restore};
