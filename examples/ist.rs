@@ -565,7 +565,7 @@ pub fn train(args: &Args) -> Result<Outcome> {
 
     let fin = |m: usize| mean(&planted[m].iter().map(|r| r.final_eval).collect::<Vec<_>>());
     let ist_low = planted[0].iter().filter(|r| holds_planted(r, args)).count();
-    let rho = mean(&planted[0].iter().filter_map(|r| rho_of(r)).collect::<Vec<_>>());
+    let rho = mean(&planted[0].iter().filter_map(rho_of).collect::<Vec<_>>());
     let nat =
         |m: usize| natural.first().map_or(f64::NAN, |n| mean(&n.1[m].iter().map(|r| r.final_eval).collect::<Vec<_>>()));
     let result_line = run.finish(&[

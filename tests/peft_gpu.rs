@@ -81,6 +81,7 @@ fn lora_and_dora_train_the_same_on_gpu_and_cpu() -> Result<()> {
 }
 
 /// IST's losses, selections and scores over `steps` steps of a tiny 4-block GPT with LoRA.
+#[allow(clippy::type_complexity)]
 fn ist_run(device: Device, steps: u64) -> Result<(Vec<f64>, Vec<Vec<usize>>, Vec<f64>)> {
     use plies::peft::select::{Ist, IstConfig, LayerParams, ScaledProbe};
     let model = Gpt::new(&mut Init::new(5), GptConfig { n_layer: 4, ..tiny() });
